@@ -1,0 +1,33 @@
+"""advnlp: embedding-space adversarial training for any PyTorch text model, in one line.
+
+    adv = advnlp.FGM(model, epsilon=0.5)
+    loss = adv.backward(lambda: model(**batch).loss)   # replaces loss.backward()
+
+Importing advnlp imports torch only; integrations (``advnlp.hf``, ...) load their
+dependencies when imported.
+"""
+
+from .base import AdversarialMethod
+from .embedding import find_embedding
+from .errors import ClosureError, ConfigError, EmbeddingNotFoundError
+from .methods import FGM, PGD, Baseline, FreeLB, GradientPenalty
+from .registry import METHODS, build, hyperparameters, method_names
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdversarialMethod",
+    "Baseline",
+    "ClosureError",
+    "ConfigError",
+    "EmbeddingNotFoundError",
+    "FGM",
+    "FreeLB",
+    "GradientPenalty",
+    "METHODS",
+    "PGD",
+    "build",
+    "find_embedding",
+    "hyperparameters",
+    "method_names",
+]

@@ -1,0 +1,219 @@
+"""The contract every method keeps, and the machinery they share.
+
+``method.backward(closure, backward=None)`` replaces ``loss.backward()``:
+
+- ``closure()`` runs one forward pass and returns the scalar loss; the method calls it as often
+  as it needs (the batch must be the same each time).
+- Every backward pass that should reach ``.grad`` goes through ``backward(loss)`` (default:
+  ``loss.backward()``), so ``accelerator.backward`` or a GradScaler can drive them.
+- On return, ``.grad`` holds the summed gradients and the clean loss comes back, detached.
+
+Perturbations are added to the embedding *output* by a forward hook that exists only while
+the method runs: no parameter is ever written, so every parameter is bit-identical afterwards,
+and a tied output head (which reads the weight, not the module's output) is never perturbed.
+
+Gradients w.r.t. the embedding output come either from ``torch.autograd.grad`` (no parameter
+gradient is touched) or from tensor hooks during a real backward pass (one pass gives both the
+parameter gradients and the perturbation's direction). Either way they are this micro-batch's
+gradients, never what ``.grad`` accumulated from earlier micro-batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .embedding import find_embedding, unwrap
+from .errors import ClosureError, ConfigError
+from .perturbation import Perturbation, work_dtype
+
+Closure = Callable[[], Tensor]
+Backward = Callable[[Tensor], Any]
+# Called by the hook for embedding call number `index` fed `ids`: what to add to its output.
+Offset = Callable[[int, Tensor, Tensor], Tensor]
+
+
+def default_backward(loss: Tensor) -> None:
+    loss.backward()
+
+
+@dataclass
+class Pass:
+    """One call of the closure: its loss and what went in and out of the embedding."""
+
+    loss: Tensor
+    ids: list[Tensor] = field(default_factory=list)  # token ids of each embedding call
+    outputs: list[Tensor] = field(default_factory=list)  # outputs as the model consumed them
+    offsets: list[Tensor] = field(default_factory=list)  # what was added to each (if anything)
+
+
+class AdversarialMethod:
+    """Base class: finds the token embedding, runs perturbed passes, checks the closure.
+
+    Subclasses implement :meth:`backward` with the building blocks below.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        target: str | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ConfigError(
+                f"no parameter of {type(model).__name__} requires grad: nothing would be trained; "
+                "unfreeze some parameters (requires_grad=True)"
+            )
+        self.model = model
+        self.embedding_name, self.embedding = find_embedding(model, target)
+        self.padding_idx = self.embedding.padding_idx
+        if self.padding_idx is None:  # e.g. GPT-2: padding is whatever the config says, if anything
+            self.padding_idx = getattr(getattr(unwrap(model), "config", None), "pad_token_id", None)
+        self.scaler = scaler
+
+    def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return (
+            f"{type(self).__name__}({hyper}, embedding={getattr(self, 'embedding_name', None)!r})"
+        )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The method's settings, as passed (for logs and results files)."""
+        return {}
+
+    # -- building blocks ----------------------------------------------------------------------
+    def _forward(self, closure: Closure, offset: Offset | None = None) -> Pass:
+        """Call ``closure()`` with ``offset`` added to every output of the token embedding."""
+        if not torch.is_grad_enabled():
+            raise ClosureError(
+                "gradients are disabled (torch.no_grad / inference_mode): "
+                "call backward() outside those contexts"
+            )
+        record = Pass(loss=torch.empty(0))
+
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Tensor) -> Tensor:
+            ids = args[0] if args else kwargs["input"]
+            if not output.requires_grad:  # a frozen embedding can still be perturbed
+                output = output.detach().requires_grad_()
+            if offset is not None:
+                added = offset(len(record.outputs), ids, output)
+                record.offsets.append(added)
+                output = output + added.to(output.dtype)
+            record.ids.append(ids)
+            record.outputs.append(output)
+            return output
+
+        handle = self.embedding.register_forward_hook(hook, with_kwargs=True)
+        try:
+            record.loss = closure()
+        finally:
+            handle.remove()
+        _check_loss(record.loss)
+        if not record.outputs:
+            raise ClosureError(
+                f"closure() never called the token embedding {self.embedding_name!r}: it must run "
+                "the model this method was built with on token ids (not inputs_embeds)"
+            )
+        return record
+
+    def _loss_scale(self) -> float:
+        if self.scaler is not None and self.scaler.is_enabled():
+            return float(self.scaler.get_scale())
+        return 1.0
+
+    def _input_gradients(self, run: Pass, *, create_graph: bool = False) -> list[Tensor | None]:
+        """d loss / d embedding output, without touching any ``.grad``.
+
+        Under a GradScaler the loss is scaled first (fp16 gradients would underflow otherwise)
+        and the result unscaled in float32.
+        """
+        scale = self._loss_scale()
+        loss = run.loss * scale if scale != 1.0 else run.loss
+        grads = torch.autograd.grad(loss, run.outputs, create_graph=create_graph, allow_unused=True)
+        if scale == 1.0:
+            return list(grads)
+        return [None if g is None else g.to(work_dtype(g.dtype)) / scale for g in grads]
+
+    def _backward_capturing(self, run: Pass, backward: Backward) -> list[Tensor | None]:
+        """Run ``backward(run.loss)`` and return the gradients that reached the embedding outputs.
+
+        They carry whatever scale ``backward`` applied (loss scaling, accumulation): fine for
+        the normalised directions FGM, PGD and FreeLB build from them.
+        """
+        captured: list[Tensor | None] = [None] * len(run.outputs)
+
+        def keep(index: int) -> Callable[[Tensor], None]:
+            def store(grad: Tensor) -> None:
+                captured[index] = grad.detach()
+
+            return store
+
+        handles = [out.register_hook(keep(i)) for i, out in enumerate(run.outputs)]
+        try:
+            backward(run.loss)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return captured
+
+    def _direction(
+        self, scope: str, run: Pass, grads: list[Tensor | None], length: float
+    ) -> Perturbation:
+        """``length`` times the unit ascent direction; zero (with a warning) if not finite."""
+        if all(g is None for g in grads):
+            grads = [torch.zeros_like(out) for out in run.outputs]
+        direction = Perturbation.from_gradients(scope, run.ids, grads, self.padding_idx)
+        if not direction.is_finite():
+            warnings.warn(
+                f"{type(self).__name__}: the gradient of the embedding output is not finite "
+                "(inf/nan, e.g. fp16 overflow); this step is not perturbed",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return direction.scaled(0.0)
+        return direction.normalized(length)
+
+    @contextlib.contextmanager
+    def _local(self) -> Iterator[None]:
+        """Passes that only build the perturbation: no DDP gradient all-reduce (``no_sync``).
+
+        Gradients they leave in ``.grad`` are reduced together with the last pass's.
+        """
+        no_sync = getattr(self.model, "no_sync", None)
+        if isinstance(self.model, nn.parallel.DistributedDataParallel) and no_sync is not None:
+            with no_sync():
+                yield
+        else:
+            yield
+
+
+def _check_loss(loss: object) -> None:
+    if not isinstance(loss, Tensor):
+        hint = " (return model(**batch).loss)" if hasattr(loss, "loss") else ""
+        raise ClosureError(
+            f"closure() must return the scalar loss tensor, got {type(loss).__name__}{hint}"
+        )
+    if loss.numel() != 1:
+        raise ClosureError(
+            f"closure() must return a scalar loss, got a tensor of shape {tuple(loss.shape)}; "
+            "reduce it (e.g. .mean())"
+        )
+    if not loss.requires_grad:
+        raise ClosureError(
+            "closure() returned a loss that does not require grad: does it detach the loss "
+            "(.item(), .detach()) or run under torch.no_grad()?"
+        )

@@ -1,0 +1,96 @@
+"""Gradient penalty on the embedding output (the seed: Su Jianlin, kexue.fm / bert4keras)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from ..base import AdversarialMethod, Backward, Closure, default_backward
+from ..errors import check_number
+from ..perturbation import work_dtype
+
+
+class GradientPenalty(AdversarialMethod):
+    """Train on ``loss + 0.5 * epsilon * ||d loss / d e||^2``.
+
+    ``e`` are the token-embedding outputs (one row per token occurrence, padding included, as in
+    the seed). The penalty pulls each example to the flat bottom of its class's "pit", so small
+    input changes do not move it. Its gradient needs a real second-order pass
+    (``create_graph=True``): a penalty computed from a detached gradient is a silent no-op.
+
+    PyTorch's fused attention kernels (flash / memory-efficient SDPA) have no double backward,
+    so the forward pass runs with the math SDPA kernel. The penalty is not scale invariant:
+    under a GradScaler pass ``scaler=`` so it is computed on unscaled gradients.
+
+    Gradient accumulation: the penalty is quadratic in the loss's scale. If the closure
+    returns ``loss / k`` for k micro-batches (the usual manual recipe), the accumulated
+    gradients equal the full batch's; if the division by k happens in ``backward`` (as
+    ``accelerator.backward`` does), each micro-batch's penalty weighs k times more.
+
+    Args:
+        model: the model the closure runs.
+        epsilon: weight of the penalty (the seed uses 1 on CLUE with BERT-base).
+        target: name, dotted suffix or regex of the token embedding.
+        scaler: the ``torch.amp.GradScaler`` in use, if any.
+
+    After ``backward``, ``last_penalty`` holds the penalty term (detached).
+
+    Example:
+        >>> adv = advnlp.GradientPenalty(model, epsilon=1.0)
+        >>> loss = adv.backward(lambda: model(**batch).loss)
+    """
+
+    name = "gp"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        epsilon: float = 1.0,
+        *,
+        target: str | None = None,
+        scaler=None,
+    ) -> None:
+        self.epsilon = check_number("epsilon", epsilon)
+        super().__init__(model, target=target, scaler=scaler)
+        self.last_penalty: Tensor | None = None
+
+    def hyperparameters(self) -> dict:
+        return {"epsilon": self.epsilon}
+
+    def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
+        backward = backward or default_backward
+        with sdpa_kernel(SDPBackend.MATH), _explain_missing_double_backward():
+            run = self._forward(closure)
+            grads = self._input_gradients(run, create_graph=True)
+            # Squares in float32 at least: fp16 gradients overflow when squared.
+            squares = [g.to(work_dtype(g.dtype)).pow(2).sum() for g in grads if g is not None]
+            penalty = 0.5 * self.epsilon * torch.stack(squares).sum()
+            if not torch.isfinite(penalty):
+                warnings.warn(
+                    "GradientPenalty: the penalty is not finite (inf/nan, e.g. fp16 overflow); "
+                    "this step trains on the plain loss",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                penalty = penalty.detach().zero_()
+            self.last_penalty = penalty.detach()
+            backward(run.loss + penalty.to(run.loss.dtype))
+        return run.loss.detach()
+
+
+@contextlib.contextmanager
+def _explain_missing_double_backward():
+    try:
+        yield
+    except RuntimeError as error:
+        if "derivative for" in str(error) and "not implemented" in str(error):
+            raise RuntimeError(
+                "GradientPenalty needs a double backward, which an attention kernel of this "
+                "model lacks; load it with attn_implementation='sdpa' or 'eager' "
+                f"(not flash attention). Original error: {error}"
+            ) from error
+        raise

@@ -1,0 +1,179 @@
+"""A perturbation of the token-embedding output, stored in the space where it is measured.
+
+Two scopes (``scope=`` of FGM / PGD / FreeLB):
+
+- ``"token"``: one row per vocabulary entry present in the batch, shape (U, H). Every
+  occurrence of token v is shifted by the same row; ONE L2 norm over all rows, as the seed
+  perturbs the embedding matrix. Rows are built from the per-position output gradients:
+  the gradient of matrix row v is the sum of the output gradients at the positions holding v.
+  Only the batch's U unique rows are kept: a dense (vocab, H) buffer costs what a clone does.
+- ``"example"``: one (B, T, H) tensor per embedding call, zero at padding positions, with
+  an L2 norm per example over its non-padding positions (Miyato et al. 2017, FreeLB).
+
+Arithmetic runs in float32 at least (float64 stays float64), whatever the model's dtype:
+squaring fp16 gradients overflows long before the gradients themselves do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+SCOPES = ("token", "example")
+NORM_FLOOR = 1e-8  # delta = epsilon * g / (||g|| + 1e-8), as in the seed
+
+
+def work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+class Perturbation:
+    """Tensors in one scope, with the norm, scaling and projection that scope defines."""
+
+    def __init__(self, scope: str, parts: list[Tensor], keys: Tensor | None = None) -> None:
+        self.scope = scope
+        self.parts = parts  # token: [rows (U, H)]; example: one (B, T, H) per embedding call
+        self.keys = keys  # token scope: sorted unique token ids, one per row
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_gradients(
+        cls,
+        scope: str,
+        ids: Sequence[Tensor],
+        grads: Sequence[Tensor | None],
+        padding_idx: int | None,
+    ) -> Perturbation:
+        """Gather the gradients of the embedding outputs of each call into ``scope``'s space."""
+        dtype = work_dtype(next(g.dtype for g in grads if g is not None))
+        full = [
+            torch.zeros(*i.shape, _width(grads), dtype=dtype, device=i.device)
+            if g is None
+            else g.to(dtype)
+            for i, g in zip(ids, grads, strict=True)
+        ]
+        if scope == "example":
+            return cls(
+                scope, [g * _mask(i, padding_idx, g) for i, g in zip(ids, full, strict=True)]
+            )
+        flat_ids = torch.cat([i.reshape(-1) for i in ids])
+        flat_grads = torch.cat([g.reshape(-1, g.shape[-1]) for g in full])
+        keys, inverse = torch.unique(flat_ids, sorted=True, return_inverse=True)
+        rows = flat_grads.new_zeros(len(keys), flat_grads.shape[-1])
+        rows.index_add_(0, inverse, flat_grads)  # (U, H): gradient of each present matrix row
+        if padding_idx is not None:
+            rows[keys == padding_idx] = 0  # nn.Embedding never updates its padding row
+        return cls(scope, [rows], keys)
+
+    @classmethod
+    def uniform(
+        cls,
+        scope: str,
+        ids: Sequence[Tensor],
+        like: Sequence[Tensor],
+        padding_idx: int | None,
+        magnitude: float,
+    ) -> Perturbation:
+        """FreeLB's random start: U(-1, 1) per coordinate, times magnitude / sqrt(dimensions).
+
+        ``dimensions`` counts the non-padding coordinates of one example (example scope) or of
+        all the batch's rows (token scope), so the start has norm ~ magnitude / sqrt(3).
+        """
+        dtype = work_dtype(like[0].dtype)
+        width = like[0].shape[-1]
+        if scope == "token":
+            keys = torch.unique(torch.cat([i.reshape(-1) for i in ids]), sorted=True)
+            rows = torch.empty(len(keys), width, dtype=dtype, device=keys.device).uniform_(-1, 1)
+            real = torch.ones_like(keys, dtype=torch.bool)
+            if padding_idx is not None:
+                real = keys != padding_idx
+                rows[~real] = 0
+            dims = (real.sum() * width).clamp_min(1).to(dtype)
+            return cls(scope, [rows * (magnitude / dims.sqrt())], keys)
+        parts = []
+        for i, x in zip(ids, like, strict=True):
+            noise = torch.empty_like(x, dtype=dtype).uniform_(-1, 1)
+            mask = _mask(i, padding_idx, noise)
+            dims = (_example_sum(mask) * width).clamp_min(1)
+            parts.append(noise * mask * (magnitude / dims.sqrt()))
+        return cls(scope, parts)
+
+    # -- arithmetic ---------------------------------------------------------------------------
+    def norms(self) -> list[Tensor]:
+        """L2 norm(s), broadcastable against each part: a scalar (token) or (B, 1, 1) (example)."""
+        if self.scope == "token":
+            return [torch.linalg.vector_norm(self.parts[0])]
+        return [_example_norm(p) for p in self.parts]
+
+    def is_finite(self) -> bool:
+        return all(bool(torch.isfinite(n).all()) for n in self.norms())
+
+    def normalized(self, length: float) -> Perturbation:
+        """``length * self / (||self|| + 1e-8)`` per norm group."""
+        parts = [
+            p * (length / (n + NORM_FLOOR)) for p, n in zip(self.parts, self.norms(), strict=True)
+        ]
+        return Perturbation(self.scope, parts, self.keys)
+
+    def scaled(self, factor: float) -> Perturbation:
+        return Perturbation(self.scope, [p * factor for p in self.parts], self.keys)
+
+    def clipped(self, radius: float) -> Perturbation:
+        """Projection onto the L2 ball of ``radius`` (per norm group)."""
+        parts = [
+            p * torch.clamp(radius / (n + NORM_FLOOR), max=1.0)
+            for p, n in zip(self.parts, self.norms(), strict=True)
+        ]
+        return Perturbation(self.scope, parts, self.keys)
+
+    def __add__(self, other: Perturbation) -> Perturbation:
+        if self.keys is not None and not torch.equal(self.keys, other.keys):
+            raise RuntimeError("token-scope perturbations of different batches cannot be added")
+        parts = [a + b for a, b in zip(self.parts, other.parts, strict=True)]
+        return Perturbation(self.scope, parts, self.keys)
+
+    # -- application --------------------------------------------------------------------------
+    def offset(self, index: int, ids: Tensor, output: Tensor | None = None) -> Tensor:
+        """What to add to the output of embedding call number ``index`` (fed ``ids``)."""
+        if self.scope == "token":
+            rows = torch.searchsorted(self.keys, ids.reshape(-1))
+            rows = rows.clamp_max(len(self.keys) - 1)
+            if not torch.equal(self.keys[rows], ids.reshape(-1)):
+                raise RuntimeError(
+                    "the closure fed the embedding other token ids than in the first pass; "
+                    "it must run the same batch every time it is called"
+                )
+            return self.parts[0][rows].view(*ids.shape, -1)
+        if index >= len(self.parts) or self.parts[index].shape[:-1] != ids.shape:
+            raise RuntimeError(
+                "the closure called the embedding with other shapes than in the first pass; "
+                "it must run the same batch every time it is called"
+            )
+        return self.parts[index]
+
+
+def _width(grads: Sequence[Tensor | None]) -> int:
+    return next(g.shape[-1] for g in grads if g is not None)
+
+
+def _mask(ids: Tensor, padding_idx: int | None, like: Tensor) -> Tensor:
+    """1 at positions holding a real token, 0 at padding; shape ids.shape + (1,)."""
+    if padding_idx is None:
+        return torch.ones(*ids.shape, 1, dtype=like.dtype, device=like.device)
+    return (ids != padding_idx).unsqueeze(-1).to(like.dtype)
+
+
+def _example_sum(part: Tensor) -> Tensor:
+    """Per-example sum (B, 1, ..., 1); a call without a batch dimension is one example."""
+    if part.dim() <= 2:
+        return part.sum()
+    return part.flatten(1).sum(1).view(-1, *[1] * (part.dim() - 1))
+
+
+def _example_norm(part: Tensor) -> Tensor:
+    """Per-example L2 norm (B, 1, ..., 1); a call without a batch dimension is one example."""
+    if part.dim() <= 2:
+        return torch.linalg.vector_norm(part)
+    return torch.linalg.vector_norm(part.flatten(1), dim=1).view(-1, *[1] * (part.dim() - 1))

@@ -1,0 +1,171 @@
+"""Tiny models built from configs in code (no downloads), each with a batch and a way to run it
+from token-embedding outputs directly, which the reference implementations need."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+VOCAB, HIDDEN, LABELS, PAD = 50, 16, 3, 0
+
+
+@dataclass
+class Case:
+    """A model, one batch, and the same loss computed from given token-embedding outputs."""
+
+    name: str
+    model: nn.Module
+    ids: Tensor  # (B, T)
+    weight: nn.Parameter  # the token-embedding matrix (V, H)
+    padding_idx: int | None
+    closure: Callable[[], Tensor]  # loss of the batch, through the model's own embedding
+    loss_from_embeds: Callable[[Tensor], Tensor]  # loss of the batch given e = E[ids] (+ delta)
+
+    def lookup(self, matrix: Tensor | None = None) -> Tensor:
+        """e = matrix[ids] with the embedding's padding rule (gradient-free padding row)."""
+        matrix = self.weight if matrix is None else matrix
+        return F.embedding(self.ids, matrix, padding_idx=self.padding_idx)
+
+    def mask(self) -> Tensor:
+        if self.padding_idx is None:
+            return torch.ones(*self.ids.shape, 1, dtype=self.weight.dtype)
+        return (self.ids != self.padding_idx).unsqueeze(-1).to(self.weight.dtype)
+
+
+def token_batch(batch: int = 4, length: int = 7, *, seed: int = 0, pad: bool = True) -> Tensor:
+    """Random ids in [1, VOCAB) with a ragged tail of PAD, and repeated tokens (small vocab)."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 12, (batch, length), generator=generator)  # few distinct ids: repeats
+    if pad:
+        for row in range(batch):
+            ids[row, length - row % 3 :] = PAD
+    return ids
+
+
+def tiny_bert(
+    dtype: torch.dtype = torch.float64,
+    *,
+    dropout: float = 0.0,
+    seed: int = 0,
+    ids: Tensor | None = None,
+    **config,
+) -> Case:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=LABELS,
+        pad_token_id=PAD,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        **config,
+    )
+    model = BertForSequenceClassification(cfg).to(dtype)
+    ids = token_batch(seed=seed) if ids is None else ids
+    mask = (ids != PAD).long()
+    labels = torch.arange(len(ids)) % LABELS
+    return Case(
+        "bert",
+        model,
+        ids,
+        model.bert.embeddings.word_embeddings.weight,
+        PAD,
+        lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
+        lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
+    )
+
+
+def tiny_gpt2(
+    dtype: torch.dtype = torch.float64, *, seed: int = 0, ids: Tensor | None = None
+) -> Case:
+    """A causal LM whose output head is tied to the input embedding (no padding id)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        vocab_size=VOCAB,
+        n_embd=HIDDEN,
+        n_layer=2,
+        n_head=2,
+        n_positions=32,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = GPT2LMHeadModel(cfg).to(dtype)
+    assert model.lm_head.weight is model.transformer.wte.weight
+    ids = token_batch(seed=seed, pad=False) if ids is None else ids
+    return Case(
+        "gpt2-tied",
+        model,
+        ids,
+        model.transformer.wte.weight,
+        None,
+        lambda: model(input_ids=ids, labels=ids).loss,
+        lambda e: model(inputs_embeds=e, labels=ids).loss,
+    )
+
+
+class PoolClassifier(nn.Module):
+    """Embedding -> LSTM -> masked mean-pool -> linear: a plain model with no Hugging Face."""
+
+    def __init__(self, vocab: int = VOCAB, hidden: int = HIDDEN, labels: int = LABELS) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, hidden, padding_idx=PAD)
+        self.positions = nn.Embedding(32, hidden)  # must never be chosen as the token embedding
+        self.lstm = nn.LSTM(hidden, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, labels)
+
+    def forward(self, ids: Tensor, labels: Tensor, embeds: Tensor | None = None) -> Tensor:
+        e = self.tokens(ids) if embeds is None else embeds  # (B, T, H)
+        e = e + self.positions(torch.arange(ids.shape[1]))
+        h, _ = self.lstm(e)
+        mask = (ids != PAD).unsqueeze(-1).to(h.dtype)
+        pooled = (h * mask).sum(1) / mask.sum(1).clamp_min(1)
+        return F.cross_entropy(self.head(pooled), labels)
+
+
+def plain_lstm(
+    dtype: torch.dtype = torch.float64, *, seed: int = 0, ids: Tensor | None = None
+) -> Case:
+    torch.manual_seed(seed)
+    model = PoolClassifier().to(dtype)
+    ids = token_batch(seed=seed) if ids is None else ids
+    labels = torch.arange(len(ids)) % LABELS
+    return Case(
+        "plain-lstm",
+        model,
+        ids,
+        model.tokens.weight,
+        PAD,
+        lambda: model(ids, labels),
+        lambda e: model(ids, labels, embeds=e),
+    )
+
+
+CASES = {"bert": tiny_bert, "gpt2-tied": tiny_gpt2, "plain-lstm": plain_lstm}
+
+
+def grads(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of every parameter's .grad (zeros where None)."""
+    return {
+        n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+        for n, p in model.named_parameters()
+    }
+
+
+def zero(model: nn.Module) -> None:
+    model.zero_grad(set_to_none=True)

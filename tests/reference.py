@@ -1,0 +1,132 @@
+"""Independent, textbook versions of each method, written with autograd on the embedding
+matrix or on the lookup output, with no code shared with advnlp. Each leaves the gradients
+in .grad exactly as the method under test should.
+
+"g = d loss / d E" means the gradient through the *lookup* only: a zero matrix D is added to
+the matrix on the lookup path (E + D)[ids], and g = d loss / d D. For a model with a tied
+output head that is the input side alone, which is what gets perturbed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .models import Case
+
+FLOOR = 1e-8
+
+
+def _matrix_gradient(case: Case, delta: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(loss at E + delta on the lookup path, d loss / d E through the lookup)."""
+    d = torch.zeros_like(case.weight, requires_grad=True)
+    base = case.weight + d if delta is None else case.weight + delta + d
+    loss = case.loss_from_embeds(case.lookup(base))
+    (g,) = torch.autograd.grad(loss, d, retain_graph=True)
+    return loss, g
+
+
+def _example_unit(g: Tensor, mask: Tensor) -> Tensor:
+    g = g * mask
+    norms = g.flatten(1).norm(dim=1).view(-1, 1, 1)
+    return g / (norms + FLOOR)
+
+
+def _project_examples(delta: Tensor, radius: float) -> Tensor:
+    norms = delta.flatten(1).norm(dim=1).view(-1, 1, 1)
+    return delta * torch.clamp(radius / (norms + FLOOR), max=1.0)
+
+
+def _project_matrix(delta: Tensor, radius: float) -> Tensor:
+    return delta * min(1.0, radius / (float(delta.norm()) + FLOOR))
+
+
+def none(case: Case) -> Tensor:
+    loss = case.closure()
+    loss.backward()
+    return loss
+
+
+def fgm(case: Case, epsilon: float, scope: str = "token", adversarial_only: bool = False) -> Tensor:
+    if scope == "token":
+        loss, g = _matrix_gradient(case)
+        if not adversarial_only:
+            loss.backward()
+        delta = epsilon * g / (g.norm() + FLOOR)
+        case.loss_from_embeds(case.lookup(case.weight + delta)).backward()
+        return loss
+    e = case.lookup()
+    loss = case.loss_from_embeds(e)
+    (g,) = torch.autograd.grad(loss, e, retain_graph=True)
+    if not adversarial_only:
+        loss.backward()
+    delta = epsilon * _example_unit(g, case.mask())
+    case.loss_from_embeds(case.lookup() + delta).backward()
+    return loss
+
+
+def gradient_penalty(case: Case, epsilon: float) -> tuple[Tensor, Tensor]:
+    with sdpa_kernel(SDPBackend.MATH):  # the fused CPU kernel has no double backward
+        e = case.lookup()
+        loss = case.loss_from_embeds(e)
+        (g,) = torch.autograd.grad(loss, e, create_graph=True)
+        penalty = 0.5 * epsilon * g.pow(2).sum()
+        (loss + penalty).backward()
+    return loss, penalty.detach()
+
+
+def pgd(
+    case: Case,
+    epsilon: float,
+    alpha: float,
+    steps: int,
+    scope: str = "example",
+    adversarial_only: bool = False,
+) -> Tensor:
+    if scope == "token":
+        loss, g = _matrix_gradient(case)
+        if not adversarial_only:
+            loss.backward()
+        delta = torch.zeros_like(case.weight)
+        for step in range(steps):
+            delta = _project_matrix(delta + alpha * g / (g.norm() + FLOOR), epsilon)
+            if step < steps - 1:
+                _, g = _matrix_gradient(case, delta)
+        case.loss_from_embeds(case.lookup(case.weight + delta)).backward()
+        return loss
+    e = case.lookup()
+    loss = case.loss_from_embeds(e)
+    (g,) = torch.autograd.grad(loss, e, retain_graph=True)
+    if not adversarial_only:
+        loss.backward()
+    delta = torch.zeros_like(e)
+    for step in range(steps):
+        delta = _project_examples(delta + alpha * _example_unit(g, case.mask()), epsilon)
+        if step < steps - 1:
+            e = case.lookup()
+            (g,) = torch.autograd.grad(case.loss_from_embeds(e + delta), e)
+    case.loss_from_embeds(case.lookup() + delta).backward()
+    return loss
+
+
+def freelb(case: Case, epsilon: float, alpha: float, steps: int, init_magnitude: float) -> Tensor:
+    """Zhu et al. 2020, Algorithm 1, with masked per-example L2 norms.
+
+    The random start is drawn as U(-1, 1) in one call of the embedding output's shape, so a
+    caller that seeds the global generator gets the same start as the method under test.
+    """
+    mask = case.mask()
+    e = case.lookup()
+    noise = torch.empty_like(e).uniform_(-1, 1) * mask
+    dims = (mask.flatten(1).sum(1) * e.shape[-1]).clamp_min(1).view(-1, 1, 1)
+    delta = noise * init_magnitude / dims.sqrt()
+    first = None
+    for step in range(steps):
+        delta = delta.detach().requires_grad_()
+        loss = case.loss_from_embeds(case.lookup() + delta)
+        first = loss.detach() if first is None else first
+        (loss / steps).backward()
+        if step < steps - 1:
+            delta = _project_examples(delta + alpha * _example_unit(delta.grad, mask), epsilon)
+    return first

@@ -1,0 +1,271 @@
+"""Invariants every method keeps, whatever the model, batch and settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import advnlp
+
+from .models import PAD, VOCAB, grads, plain_lstm, tiny_bert, tiny_gpt2, zero
+
+# Settings for each method drawn by the property test.
+METHOD_SETTINGS = {
+    "none": st.just({}),
+    "fgm": st.fixed_dictionaries(
+        {
+            "epsilon": st.floats(0, 3),
+            "scope": st.sampled_from(["token", "example"]),
+            "adversarial_only": st.booleans(),
+        }
+    ),
+    "gp": st.fixed_dictionaries({"epsilon": st.floats(0, 3)}),
+    "pgd": st.fixed_dictionaries(
+        {
+            "epsilon": st.floats(0, 3),
+            "alpha": st.floats(0, 1),
+            "steps": st.integers(1, 3),
+            "scope": st.sampled_from(["token", "example"]),
+            "adversarial_only": st.booleans(),
+        }
+    ),
+    "freelb": st.fixed_dictionaries(
+        {
+            "epsilon": st.floats(0, 3),
+            "alpha": st.floats(0, 1),
+            "steps": st.integers(1, 3),
+            "init_magnitude": st.floats(0, 1),
+        }
+    ),
+}
+
+
+@st.composite
+def batches(draw, min_length=1):
+    batch, length = draw(st.integers(1, 5)), draw(st.integers(min_length, 9))
+    ids = torch.tensor(
+        draw(
+            st.lists(
+                st.lists(st.integers(0, VOCAB - 1), min_size=length, max_size=length),
+                min_size=batch,
+                max_size=batch,
+            )
+        )
+    )
+    ids[:, 0] = ids[:, 0].clamp_min(1)  # at least one real token per row
+    return ids
+
+
+@st.composite
+def method_and_settings(draw):
+    name = draw(st.sampled_from(advnlp.method_names()))
+    return name, draw(METHOD_SETTINGS[name])
+
+
+def _snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _assert_unchanged(model, before):
+    after = dict(model.named_parameters())
+    assert set(after) == set(before)
+    for name, value in before.items():
+        assert torch.equal(after[name], value), f"{name} changed"
+
+
+def _check_restored(case, name, kwargs):
+    before = _snapshot(case.model)
+    adv = advnlp.build(name, case.model, **kwargs)
+    loss = adv.backward(case.closure)
+    assert torch.isfinite(loss)
+    _assert_unchanged(case.model, before)
+    if adv.embedding is not None:
+        assert not adv.embedding._forward_hooks  # the hook lives only inside backward()
+
+
+@settings(max_examples=900, deadline=None, derandomize=True)
+@given(ids=batches(), method=method_and_settings())
+def test_parameters_bit_identical_plain_model(ids, method):
+    """900 random (batch, padding, method, settings) cases on a plain LSTM model."""
+    case = plain_lstm(torch.float32, ids=ids)
+    _check_restored(case, *method)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(ids=batches(min_length=2), method=method_and_settings(), tied=st.booleans())
+def test_parameters_bit_identical_transformers(ids, method, tied):
+    """150 random cases on a tiny BERT or a tiny tied-embedding GPT-2 (>= 2 tokens: a causal
+    LM has nothing to predict from one)."""
+    case = tiny_gpt2(torch.float32, ids=ids) if tied else tiny_bert(torch.float32, ids=ids)
+    _check_restored(case, *method)
+
+
+def test_hook_removed_when_closure_raises():
+    case = plain_lstm(torch.float32)
+    adv = advnlp.FGM(case.model)
+
+    def broken():
+        case.closure()
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        adv.backward(broken)
+    assert not adv.embedding._forward_hooks
+
+
+@pytest.mark.parametrize("make", [tiny_bert, tiny_gpt2, plain_lstm])
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("fgm", {"scope": "token"}),
+        ("fgm", {"scope": "example"}),
+        ("pgd", {"scope": "token", "alpha": 0.3, "steps": 3}),
+        ("pgd", {"scope": "example", "alpha": 0.3, "steps": 2}),
+    ],
+)
+def test_epsilon_zero_adversarial_only_gives_plain_gradients_exactly(make, name, kwargs):
+    case = make(torch.float32)
+    case.closure().backward()
+    plain = grads(case.model)
+    zero(case.model)
+    advnlp.build(name, case.model, epsilon=0.0, adversarial_only=True, **kwargs).backward(
+        case.closure
+    )
+    for param, value in grads(case.model).items():
+        assert torch.equal(value, plain[param]), param
+
+
+def test_tied_output_head_is_never_perturbed():
+    """BertForMaskedLM ties the decoder to the word embeddings: the decoder must read the
+    unperturbed matrix in every pass, while the encoder input is perturbed."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        pad_token_id=PAD,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        tie_word_embeddings=True,
+    )
+    model = BertForMaskedLM(cfg)
+    decoder = model.cls.predictions.decoder
+    assert decoder.weight is model.bert.embeddings.word_embeddings.weight
+    original = decoder.weight.detach().clone()
+    seen_weights, seen_inputs = [], []
+    decoder.register_forward_pre_hook(
+        lambda m, args: seen_weights.append(m.weight.detach().clone())
+    )
+    model.bert.embeddings.register_forward_hook(
+        lambda m, args, out: seen_inputs.append(out.detach().clone())
+    )
+    ids = torch.randint(1, VOCAB, (2, 6))
+    for method in ("fgm", "pgd", "freelb"):
+        seen_weights.clear()
+        seen_inputs.clear()
+        advnlp.build(method, model, epsilon=1.0).backward(
+            lambda: model(input_ids=ids, labels=ids).loss
+        )
+        assert len(seen_weights) >= 2
+        assert all(torch.equal(w, original) for w in seen_weights), method
+        assert not torch.equal(seen_inputs[0], seen_inputs[-1]), f"{method} perturbed nothing"
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_gradient_penalty_is_not_a_no_op_on_default_attention(dropout):
+    case = tiny_bert(torch.float32, dropout=dropout)
+    assert case.model.config._attn_implementation == "sdpa"  # fused kernels by default
+    torch.manual_seed(0)
+    case.closure().backward()
+    plain = grads(case.model)
+    zero(case.model)
+    adv = advnlp.GradientPenalty(case.model, epsilon=1.0)
+    torch.manual_seed(0)
+    adv.backward(case.closure)
+    penalized = grads(case.model)
+    assert adv.last_penalty > 0
+    assert all(torch.isfinite(v).all() for v in penalized.values())
+    diff = max((penalized[n] - plain[n]).abs().max().item() for n in plain)
+    assert diff > 1e-6
+
+
+def test_gradient_penalty_grows_with_epsilon():
+    case = tiny_bert(torch.float64)
+    deltas = []
+    case.closure().backward()
+    plain = grads(case.model)
+    for eps in (0.5, 1.0, 2.0):
+        zero(case.model)
+        advnlp.GradientPenalty(case.model, epsilon=eps).backward(case.closure)
+        g = grads(case.model)
+        deltas.append(sum((g[n] - plain[n]).norm() for n in g))
+    # the extra gradient is exactly linear in epsilon
+    torch.testing.assert_close(deltas[1] / deltas[0], torch.tensor(2.0, dtype=torch.float64))
+    torch.testing.assert_close(deltas[2] / deltas[1], torch.tensor(2.0, dtype=torch.float64))
+
+
+LINEAR = [
+    ("none", {}),
+    ("fgm", {"epsilon": 0.5, "scope": "example"}),
+    ("fgm", {"epsilon": 0.5, "scope": "example", "adversarial_only": True}),
+    ("pgd", {"epsilon": 0.5, "alpha": 0.2, "steps": 2}),
+    ("freelb", {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0}),
+    # linear only because the closure returns loss / 2: see GradientPenalty's docstring
+    ("gp", {"epsilon": 1.0}),
+]
+NOT_LINEAR = [  # documented: token scope takes ONE norm over the whole batch
+    ("fgm", {"epsilon": 0.5, "scope": "token"}),
+    ("pgd", {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "scope": "token"}),
+]
+
+
+def _accumulated(make, name, kwargs):
+    """Gradients of one full batch of 4, and of 2 micro-batches of 2 accumulated in .grad."""
+    case = make()
+    adv = advnlp.build(name, case.model, **kwargs)
+    adv.backward(case.closure)
+    full = grads(case.model)
+    zero(case.model)
+    for half in (slice(0, 2), slice(2, 4)):
+        ids, labels = case.ids[half], torch.arange(4)[half] % 3
+        mask = (ids != PAD).long()
+        if make is tiny_bert:
+            closure = lambda: case.model(input_ids=ids, attention_mask=mask, labels=labels).loss / 2  # noqa: E731, B023
+        else:
+            closure = lambda: case.model(ids, labels) / 2  # noqa: E731, B023
+        adv.backward(closure)
+    return full, grads(case.model)
+
+
+@pytest.mark.parametrize("make", [tiny_bert, plain_lstm])
+@pytest.mark.parametrize(("name", "kwargs"), LINEAR)
+def test_accumulation_over_two_micro_batches_equals_full_batch(make, name, kwargs):
+    full, accumulated = _accumulated(make, name, kwargs)
+    for param, value in full.items():
+        torch.testing.assert_close(accumulated[param], value, rtol=1e-5, atol=1e-9, msg=param)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), NOT_LINEAR)
+def test_token_scope_differs_under_accumulation(name, kwargs):
+    full, accumulated = _accumulated(plain_lstm, name, kwargs)
+    assert any(not torch.allclose(accumulated[p], full[p], rtol=1e-5, atol=1e-9) for p in full)
+
+
+def test_import_advnlp_stays_light():
+    """`import advnlp` loads nothing beyond what `import torch` itself loads."""
+    code = (
+        "import sys, torch; before = set(sys.modules); import advnlp; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before} - {'advnlp'}; "
+        "assert not new, sorted(new); assert 'transformers' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
