@@ -50,7 +50,6 @@ class Pass:
     loss: Tensor
     ids: list[Tensor] = field(default_factory=list)  # token ids of each embedding call
     outputs: list[Tensor] = field(default_factory=list)  # outputs as the model consumed them
-    offsets: list[Tensor] = field(default_factory=list)  # what was added to each (if anything)
 
 
 class AdversarialMethod:
@@ -110,9 +109,7 @@ class AdversarialMethod:
             if not output.requires_grad:  # a frozen embedding can still be perturbed
                 output = output.detach().requires_grad_()
             if offset is not None:
-                added = offset(len(record.outputs), ids, output)
-                record.offsets.append(added)
-                output = output + added.to(output.dtype)
+                output = output + offset(len(record.outputs), ids, output).to(output.dtype)
             record.ids.append(ids)
             record.outputs.append(output)
             return output

@@ -70,6 +70,7 @@ class FGM(AdversarialMethod):
             else:
                 grads = self._backward_capturing(clean, backward)
         delta = self._direction(self.scope, clean, grads, self.epsilon)
-        adversarial = self._forward(closure, delta.offset)
-        backward(adversarial.loss)
-        return clean.loss.detach()
+        loss = clean.loss.detach()
+        del clean, grads  # free the first pass's (B, T, H) buffers before the second pass
+        backward(self._forward(closure, delta.offset).loss)
+        return loss

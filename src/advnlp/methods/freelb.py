@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from torch import Tensor, nn
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
@@ -71,26 +69,26 @@ class FreeLB(AdversarialMethod):
         def averaged(loss: Tensor) -> None:
             backward(loss / self.steps)
 
-        offset, first_loss = self._random_start, None
-        for step in range(self.steps):
-            last = step == self.steps - 1
-            # Only the last pass all-reduces under DDP: earlier ones accumulate locally.
-            with contextlib.nullcontext() if last else self._local():
+        start: list[Tensor] = []  # the random start of each embedding call, as drawn
+
+        def random_start(index: int, ids: Tensor, output: Tensor) -> Tensor:
+            drawn = Perturbation.uniform(
+                self.scope, [ids], [output], self.padding_idx, self.init_magnitude
+            )
+            start.append(drawn.parts[0])
+            return drawn.parts[0]
+
+        offset, first_loss, delta = random_start, None, None
+        for _ in range(self.steps - 1):
+            with self._local():  # under DDP only the last pass all-reduces
                 run = self._forward(closure, offset)
-                if first_loss is None:
-                    first_loss = run.loss.detach()
-                    delta = Perturbation(self.scope, run.offsets)
-                if last:
-                    averaged(run.loss)
-                    break
                 grads = self._backward_capturing(run, averaged)
+            if delta is None:
+                first_loss, delta = run.loss.detach(), Perturbation(self.scope, start)
             ascent = self._direction(self.scope, run, grads, self.alpha)
             delta = (delta + ascent).clipped(self.epsilon)
             offset = delta.offset
-        return first_loss
-
-    def _random_start(self, index: int, ids: Tensor, output: Tensor) -> Tensor:
-        start = Perturbation.uniform(
-            self.scope, [ids], [output], self.padding_idx, self.init_magnitude
-        )
-        return start.parts[0]
+        run = grads = None  # keep no (B, T, H) buffers of earlier passes through the last one
+        last = self._forward(closure, offset).loss
+        averaged(last)
+        return last.detach() if first_loss is None else first_loss

@@ -81,6 +81,7 @@ class PGD(AdversarialMethod):
                     break
                 run = self._forward(closure, delta.offset)
                 grads = self._input_gradients(run)
-        adversarial = self._forward(closure, delta.offset)
-        backward(adversarial.loss)
-        return clean.loss.detach()
+        loss = clean.loss.detach()
+        del clean, run, grads  # free the (B, T, H) buffers of the ascent passes
+        backward(self._forward(closure, delta.offset).loss)
+        return loss

@@ -1,0 +1,239 @@
+"""Step time and peak memory of each method as a ratio to plain training, measured side by side.
+
+    python benchmarks/step_cost.py                 # 4-layer BERT, hidden 256, vocab 21128, 32 x 64
+    python benchmarks/step_cost.py --rounds 20 --json step_cost.json
+
+One "step" is ``adv.backward(closure)`` + ``optimizer.step()`` + ``zero_grad()`` on a randomly
+initialised BertForSequenceClassification (default SDPA attention, dropout 0.1, AdamW). Methods
+run interleaved, round after round, so machine noise hits them alike; the table gives medians
+and the ratio of medians to the baseline.
+
+Memory: the peak of live tensor bytes allocated during one ``adv.backward`` (parameters and
+optimizer state excluded: they exist before the step), tracked by a TorchDispatchMode that sees
+every allocation, autograd's included. "extra" is that peak minus the baseline's. Any method
+that accumulates clean + adversarial gradients holds a full set of parameter gradients through
+its second pass; the "2 plain passes" row has that cost alone, so the peak over it is what the
+perturbation itself costs.
+
+"fgm (matrix backup)" is the popular whole-matrix recipe, written here for comparison: it adds
+epsilon * E.grad / ||E.grad|| to the weight in place, runs the second pass, and copies the weight
+back from a clone. Token ids follow a Zipf law over the vocabulary (like characters in real
+text), so a batch holds far fewer distinct tokens than positions; the table says how many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import weakref
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+import advnlp
+
+
+class PeakMemory(TorchDispatchMode):
+    """Peak bytes of live tensor storages created while active (views counted once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._seen: dict[int, weakref.ref] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                self._track(tensor)
+        return out
+
+    def _track(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key == 0 or key in self._seen:
+            return
+        size = storage.nbytes()
+        self.live += size
+        self.peak = max(self.peak, self.live)
+        self._seen[key] = weakref.ref(storage, lambda _, k=key, n=size: self._free(k, n))
+
+    def _free(self, key: int, size: int) -> None:
+        if self._seen.pop(key, None) is not None:
+            self.live -= size
+
+
+class TwoPlainPasses:
+    """Reference: the clean pass twice, gradients accumulated, nothing perturbed. Every
+    clean + adversarial method keeps the first pass's parameter gradients through the second
+    pass; the peak over this row is what the perturbation itself costs."""
+
+    def backward(self, closure) -> torch.Tensor:
+        loss = closure()
+        loss.backward()
+        closure().backward()
+        return loss.detach()
+
+
+class MatrixBackupFGM:
+    """The whole-matrix recipe (for comparison only): perturb E in place, restore from a clone."""
+
+    def __init__(self, model: torch.nn.Module, epsilon: float) -> None:
+        self.weight = advnlp.find_embedding(model)[1].weight
+        self.epsilon = epsilon
+
+    def backward(self, closure) -> torch.Tensor:
+        loss = closure()
+        loss.backward()
+        backup = self.weight.detach().clone()
+        grad = self.weight.grad
+        with torch.no_grad():
+            norm = grad.norm()
+            if torch.isfinite(norm) and norm > 0:
+                self.weight.add_(self.epsilon * grad / norm)
+        closure().backward()
+        with torch.no_grad():
+            self.weight.copy_(backup)
+        return loss.detach()
+
+
+def make_model(args: argparse.Namespace) -> torch.nn.Module:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=args.vocab,
+        hidden_size=args.hidden,
+        num_hidden_layers=args.layers,
+        num_attention_heads=args.hidden // 64,
+        intermediate_size=4 * args.hidden,
+        max_position_embeddings=max(512, args.length),
+        num_labels=15,
+    )
+    return BertForSequenceClassification(config)
+
+
+def make_batch(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    ranks = torch.arange(1, args.vocab - 999, dtype=torch.float64)
+    zipf = ranks.pow(-args.zipf)
+    ids = 1000 + torch.multinomial(
+        zipf / zipf.sum(), args.batch * args.length, True, generator=generator
+    )
+    ids = ids.view(args.batch, args.length)
+    ids[:, 0] = 101  # [CLS]
+    mask = torch.ones_like(ids)
+    for row in range(args.batch):  # ragged lengths, as a real batch has
+        cut = args.length - (row * 7) % (args.length // 2)
+        ids[row, cut:] = 0
+        mask[row, cut:] = 0
+    labels = torch.randint(0, 15, (args.batch,), generator=generator)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+METHODS = {
+    "none": lambda m: advnlp.build("none", m),
+    "2 plain passes": lambda m: TwoPlainPasses(),
+    "fgm (token)": lambda m: advnlp.FGM(m, 0.5),
+    "fgm (token, adv-only)": lambda m: advnlp.FGM(m, 0.5, adversarial_only=True),
+    "fgm (example)": lambda m: advnlp.FGM(m, 0.5, scope="example"),
+    "fgm (matrix backup)": lambda m: MatrixBackupFGM(m, 0.5),
+    "gp": lambda m: advnlp.GradientPenalty(m, 1.0),
+    "pgd-3": lambda m: advnlp.PGD(m, 1.0, 0.3, 3),
+    "freelb-3": lambda m: advnlp.FreeLB(m, 1.0, 0.1, 3),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=21128)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent of token ids")
+    parser.add_argument("--rounds", type=int, default=12, help="timed steps per method")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--methods", default=";".join(METHODS), help="names separated by ;")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.methods.split(";")]
+
+    model = make_model(args)
+    batch = make_batch(args)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    methods = {name: METHODS[name](model) for name in names}
+
+    def closure() -> torch.Tensor:
+        return model(**batch).loss
+
+    def step(name: str) -> float:
+        start = time.perf_counter()
+        methods[name].backward(closure)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    for _ in range(args.warmup):
+        for name in names:
+            step(name)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        for name in names:
+            times[name].append(step(name))
+        print(f"round {round_ + 1}/{args.rounds}", file=sys.stderr, end="\r")
+
+    peaks = {}
+    for name in names:
+        with PeakMemory() as tracker:
+            methods[name].backward(closure)
+        optimizer.zero_grad(set_to_none=True)
+        peaks[name] = tracker.peak
+
+    unique = int(torch.unique(batch["input_ids"]).numel())
+    base_time = statistics.median(times["none"]) if "none" in times else float("nan")
+    base_peak = peaks.get("none", 0)
+    rows = []
+    for name in names:
+        median = statistics.median(times[name])
+        rows.append(
+            {
+                "method": name,
+                "median_step_s": median,
+                "time_ratio": median / base_time,
+                "peak_mib": peaks[name] / 2**20,
+                "extra_mib": (peaks[name] - base_peak) / 2**20,
+            }
+        )
+    setting = (
+        f"BERT {args.layers} layers, hidden {args.hidden}, vocab {args.vocab}, batch "
+        f"{args.batch} x {args.length} ({unique} distinct tokens), {args.rounds} rounds, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
+    print(setting)
+    print(f"| {'method':<30} | median step (s) | x baseline | peak (MiB) | extra (MiB) |")
+    print(f"|{'-' * 32}|-----------------|------------|------------|-------------|")
+    for r in rows:
+        print(
+            f"| {r['method']:<30} | {r['median_step_s']:15.3f} | {r['time_ratio']:10.2f} "
+            f"| {r['peak_mib']:10.1f} | {r['extra_mib']:11.1f} |"
+        )
+    peak = {r["method"]: r["peak_mib"] for r in rows}
+    if {"2 plain passes", "fgm (matrix backup)", "fgm (token)"} <= set(peak):
+        ours = peak["fgm (token)"] - peak["2 plain passes"]
+        backup = peak["fgm (matrix backup)"] - peak["2 plain passes"]
+        print(
+            f"memory of the perturbation itself (peak over '2 plain passes'): fgm (token) "
+            f"{ours:.1f} MiB, matrix backup {backup:.1f} MiB: {backup / max(ours, 1e-9):.0f}x less"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"setting": setting, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
