@@ -39,3 +39,11 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message names the file (and line) and what to fix."""
+
+
+class UsageError(ValueError):
+    """A command-line flag or output folder that cannot be used; the message names the flag."""

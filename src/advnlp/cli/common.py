@@ -1,0 +1,154 @@
+"""Flags shared by ``train`` and ``compare``, and turning them into a RunConfig."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ..errors import UsageError
+
+# Method hyperparameter flags: (flag, key, type, help). A method gets those it accepts.
+HYPERPARAMETER_FLAGS = [
+    ("--alpha", "alpha", float, "ascent step length (pgd, freelb)"),
+    ("--steps", "steps", int, "ascent steps K (pgd, freelb)"),
+    ("--scope", "scope", str, "token (seed: per-vocabulary-row delta, one norm) or example"),
+    ("--init-magnitude", "init_magnitude", float, "size of FreeLB's random start"),
+]
+
+
+def quiet_libraries() -> None:
+    """Hide the libraries' own progress bars and notices; advnlp shows its own progress."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--train",
+        required=True,
+        metavar="FILE",
+        help="training data: .json/.jsonl (JSON lines), .csv/.tsv with a header, "
+        "hf:NAME[:CONFIG]:SPLIT, or a save_to_disk folder [DIR[:SPLIT]]",
+    )
+    data.add_argument(
+        "--dev", required=True, metavar="FILE", help="development data (same formats)"
+    )
+    data.add_argument(
+        "--text-column",
+        metavar="NAME[,NAME2]",
+        help="text column, or two for sentence pairs (default: sentence / text / "
+        "content, or sentence1,sentence2)",
+    )
+    data.add_argument("--label-column", default="label", metavar="NAME", help="default: label")
+    data.add_argument(
+        "--max-train-examples",
+        type=int,
+        metavar="N",
+        help="use a fixed random subset of N training examples",
+    )
+    data.add_argument("--max-dev-examples", type=int, metavar="N")
+
+    model = p.add_argument_group("model and training")
+    model.add_argument(
+        "--model",
+        default="scratch-small",
+        metavar="NAME_OR_PATH",
+        help="a Hugging Face model name or folder, or scratch-small (a 4-layer "
+        "BERT with a tokenizer trained on --train); default: scratch-small",
+    )
+    model.add_argument("--epochs", type=int, default=3)
+    model.add_argument("--batch-size", type=int, default=32)
+    model.add_argument(
+        "--lr", type=float, help="learning rate (default: 2e-5 pretrained, 5e-4 scratch-small)"
+    )
+    model.add_argument("--max-length", type=int, default=128, help="tokens per example")
+    model.add_argument("--gradient-accumulation", type=int, default=1, metavar="K")
+    model.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    model.add_argument(
+        "--no-bucketing",
+        action="store_true",
+        help="draw batches at random instead of grouping similar lengths",
+    )
+    model.add_argument("--vocab-size", type=int, default=8000, help="scratch-small tokenizer size")
+
+
+def add_hyperparameter_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("method hyperparameters (a method uses those it takes)")
+    for flag, key, kind, text in HYPERPARAMETER_FLAGS:
+        group.add_argument(flag, dest=key, type=kind, help=text)
+    group.add_argument(
+        "--adversarial-only",
+        action="store_true",
+        default=None,
+        help="train on the adversarial loss only (the seed's Keras behaviour)",
+    )
+
+
+def hyperparameters_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The hyperparameter flags the user gave (not the ones left at their defaults)."""
+    keys = [key for _, key, _, _ in HYPERPARAMETER_FLAGS] + ["adversarial_only"]
+    return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+
+
+def text_columns(args: argparse.Namespace) -> list[str] | None:
+    if not args.text_column:
+        return None
+    columns = [c.strip() for c in args.text_column.split(",") if c.strip()]
+    if not 1 <= len(columns) <= 2:
+        raise UsageError(f"--text-column {args.text_column!r}: give one column or two (a pair)")
+    return columns
+
+
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """RunConfig fields from the shared flags."""
+    return {
+        "train": args.train,
+        "dev": args.dev,
+        "test": getattr(args, "test", None),
+        "model": args.model,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "max_length": args.max_length,
+        "text_columns": text_columns(args),
+        "label_column": args.label_column,
+        "max_train_examples": args.max_train_examples,
+        "max_dev_examples": args.max_dev_examples,
+        "bucketing": not args.no_bucketing,
+        "gradient_accumulation": args.gradient_accumulation,
+        "precision": args.precision,
+        "vocab_size": args.vocab_size,
+    }
+
+
+def number_list(text: str, flag: str, kind: type = float) -> list:
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected comma-separated numbers") from None
+    if not values:
+        raise UsageError(f"{flag} {text!r}: expected at least one number")
+    return values
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}"
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""``advnlp compare``: methods x epsilons x seeds on the same data; table, JSON and plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..registry import method_names
+from . import common
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(
+        name,
+        help="compare methods over epsilons and seeds (paired runs)",
+        description="Train every method x epsilon x seed on the same data (same "
+        "seeds, same data order per seed) and summarise: mean ± std per method, "
+        "difference to none with paired tests, plots. Finished runs are skipped.",
+    )
+    common.add_data_and_model_flags(p)
+    add_sweep_flags(p)
+    p.add_argument("--output", required=True, metavar="DIR")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again if --output holds a comparison with other settings",
+    )
+    p.set_defaults(run=run)
+
+
+def add_sweep_flags(
+    p: argparse.ArgumentParser,
+    *,
+    methods: str = "none,fgm,gp",
+    epsilons: str = "0.1,0.5,1",
+    seeds: str = "0,1,2",
+) -> None:
+    sweep = p.add_argument_group("sweep")
+    sweep.add_argument(
+        "--methods",
+        default=methods,
+        help=f"comma-separated, from {', '.join(method_names())} (default: {methods})",
+    )
+    sweep.add_argument(
+        "--epsilon",
+        default=epsilons,
+        metavar="E1,E2,...",
+        help=f"epsilons for every method that takes one (default: {epsilons})",
+    )
+    sweep.add_argument("--seeds", default=seeds, metavar="S1,S2,...", help=f"default: {seeds}")
+    common.add_hyperparameter_flags(p)
+
+
+def config_from(args: argparse.Namespace, **overrides):
+    from ..experiment.compare import CompareConfig
+    from ..experiment.train import RunConfig
+
+    settings = common.run_settings(args) | overrides
+    return CompareConfig(
+        base=RunConfig(**settings, output=args.output),
+        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        epsilons=common.number_list(args.epsilon, "--epsilon"),
+        seeds=common.number_list(args.seeds, "--seeds", int),
+        hyperparameters=common.hyperparameters_from(args),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiment.compare import compare
+
+    config = config_from(args)
+    config.validate()
+    common.quiet_libraries()
+    compare(config, overwrite=args.overwrite)
+    print(report_text(Path(args.output)))
+    return 0
+
+
+def report_text(output: Path) -> str:
+    table = (output / "summary.md").read_text(encoding="utf-8")
+    plots = ", ".join(str(output / f) for f in ("accuracy_vs_epsilon.png", "training_curves.png"))
+    return f"{table.rstrip()}\n\nsummary: {output / 'summary.json'}\nplots: {plots}"

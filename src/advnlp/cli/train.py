@@ -1,0 +1,97 @@
+"""``advnlp train``: one run of one method; writes the best model and results.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from ..registry import hyperparameters, method_names, resolve
+from . import common
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    p = sub.add_parser(
+        name,
+        help="train one model with one method",
+        description="Train a text classifier with one adversarial-training method; "
+        "save the best-on-dev model and results.json in --output.",
+    )
+    common.add_data_and_model_flags(p)
+    p.add_argument("--test", metavar="FILE", help="test data, scored with the best model")
+    p.add_argument(
+        "--method", default="fgm", help=f"one of {', '.join(method_names())} (default: fgm)"
+    )
+    p.add_argument("--epsilon", type=float, help="perturbation size / penalty weight")
+    common.add_hyperparameter_flags(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", required=True, metavar="DIR")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --output from its last checkpoint",
+    )
+    mode.add_argument("--overwrite", action="store_true", help="replace the run in --output")
+    p.add_argument("--keep-checkpoints", action="store_true")
+    p.set_defaults(run=run)
+
+
+def method_kwargs(args: argparse.Namespace) -> dict:
+    method = resolve(args.method).name
+    given = common.hyperparameters_from(args)
+    if args.epsilon is not None:
+        given["epsilon"] = args.epsilon
+    accepted = hyperparameters(method)
+    for key in given:
+        if key not in accepted:
+            takes = ", ".join(f"--{k.replace('_', '-')}" for k in accepted) or "no hyperparameters"
+            raise UsageError(f"--{key.replace('_', '-')}: method {method} takes {takes}")
+    return given
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiment.train import RunConfig
+    from ..experiment.train import run as train_run
+
+    config = RunConfig(
+        **common.run_settings(args),
+        method=resolve(args.method).name,
+        method_kwargs=method_kwargs(args),
+        seed=args.seed,
+        output=args.output,
+        keep_checkpoints=args.keep_checkpoints,
+    )
+    config.validate()
+    common.quiet_libraries()
+    results = train_run(config, resume=args.resume, overwrite=args.overwrite)
+    print(summary(results, Path(args.output)))
+    return 0
+
+
+def summary(results: dict, output: Path) -> str:
+    config = results["config"]
+    kwargs = ", ".join(f"{k}={v}" for k, v in config["method_kwargs"].items())
+    rows = [
+        [
+            str(e["epoch"]),
+            f"{e['train_loss']:.4f}" if e.get("train_loss") is not None else "—",
+            common.percent(e.get("dev_accuracy")),
+            common.percent(e.get("dev_macro_f1")),
+            f"{e['step_time_s']:.3f}" if e.get("step_time_s") is not None else "—",
+        ]
+        for e in results["epochs"]
+    ]
+    table = common.markdown(
+        ["epoch", "train loss", "dev accuracy %", "dev macro-F1 %", "step time (s)"], rows
+    )
+    test, dev = results.get("test"), results["dev"]
+    lines = [
+        f"advnlp train: {config['method']}({kwargs}) on {config['model']}, seed {config['seed']}",
+        table,
+        f"best epoch {results['best_epoch']}: dev accuracy {common.percent(dev['accuracy'])}%,"
+        f" macro-F1 {common.percent(dev['macro_f1'])}%"
+        + (f"; test accuracy {common.percent(test['accuracy'])}%" if test else ""),
+        f"saved: {output / 'model'} (best model), {output / 'results.json'}",
+    ]
+    return "\n".join(lines)

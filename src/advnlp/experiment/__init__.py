@@ -1,0 +1,1 @@
+"""Experiments: train one run, compare methods over seeds, report tables and plots."""

@@ -1,0 +1,102 @@
+"""Hugging Face Trainer integration: one argument turns a method on.
+
+    from advnlp.hf import AdversarialTrainer
+    trainer = AdversarialTrainer(model=model, args=args, train_dataset=train,
+                                 method="fgm", method_kwargs={"epsilon": 0.5})
+    trainer.train()
+
+or, for a Trainer subclass of your own::
+
+    class MyTrainer(AdversarialTrainerMixin, MyBaseTrainer): ...
+
+Only ``training_step`` changes: the forward pass (``compute_loss``, so a custom loss keeps
+working), the gradient-accumulation scaling and ``accelerator.backward`` are the Trainer's own,
+run once per pass the method needs. Checkpointing, resume, length-grouped batches, logging
+and mixed precision stay the Trainer's. Needs the ``[hf]`` extra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+from .base import AdversarialMethod
+from .registry import build
+
+__all__ = ["AdversarialTrainer", "AdversarialTrainerMixin"]
+
+
+class AdversarialTrainerMixin:
+    """Adds ``method`` / ``method_kwargs`` to a ``transformers.Trainer`` (subclass).
+
+    Args:
+        method: a registered method name (``advnlp.method_names()``), e.g. ``"fgm"``.
+        method_kwargs: its hyperparameters, e.g. ``{"epsilon": 0.5}``.
+
+    The method is built on the model the Trainer hands to ``training_step`` (DDP-wrapped in a
+    multi-process run, so the delta-building passes can skip the all-reduce), with the
+    accelerator's GradScaler when fp16 is on. The logged loss is the clean loss.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        method: str = "fgm",
+        method_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.adversarial_method = method
+        self.adversarial_kwargs = dict(method_kwargs or {})
+        self._adversary: AdversarialMethod | None = None
+        if self.model is not None:  # fail now, not after the first epoch of data loading
+            self._adversary = build(method, self.model, **self.adversarial_kwargs)
+
+    def adversary(self, model: nn.Module) -> AdversarialMethod:
+        """The method, rebuilt if the Trainer wrapped the model since it was made."""
+        if self._adversary is None or self._adversary.model is not model:
+            kwargs = dict(self.adversarial_kwargs)
+            scaler = getattr(self.accelerator, "scaler", None)
+            if scaler is not None and self.adversarial_method != "none":
+                kwargs.setdefault("scaler", scaler)
+            self._adversary = build(self.adversarial_method, model, **kwargs)
+        return self._adversary
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        # Mirrors Trainer.training_step (transformers 5), with the forward pass in a closure.
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+
+        if self.loss_is_scaled_for_ga is not None:
+            scaled_for_ga = self.loss_is_scaled_for_ga
+        else:
+            scaled_for_ga = (
+                self.model_accepts_loss_kwargs and num_items_in_batch is not None
+            ) or self.compute_loss_func is not None
+
+        def closure() -> torch.Tensor:
+            with self.compute_loss_context_manager():
+                loss = self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)
+            if self.args.n_gpu > 1:
+                loss = loss.mean()  # DataParallel returns one loss per device
+            if not scaled_for_ga:
+                # Scale in the closure, not in backward: the gradient penalty then sees the
+                # same per-example gradients as with one big batch.
+                loss = loss / self.current_gradient_accumulation_steps
+            return loss
+
+        return self.adversary(model).backward(closure, backward=self.accelerator.backward)
+
+
+class AdversarialTrainer(AdversarialTrainerMixin, Trainer):
+    """``transformers.Trainer`` with adversarial training: ``method="fgm", method_kwargs={...}``."""

@@ -1,0 +1,235 @@
+"""advnlp.keras: the seed's Keras switches give the PyTorch core's gradients on the same weights,
+train under ``model.fit``, never leave a perturbation in a weight, and fail clearly."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+keras = pytest.importorskip("keras")
+if keras.backend.backend() != "torch":
+    pytest.skip(
+        f"advnlp.keras needs the torch backend; keras uses {keras.backend.backend()!r}",
+        allow_module_level=True,
+    )
+
+import advnlp  # noqa: E402
+from advnlp.keras import adversarial_training, gradient_penalty  # noqa: E402
+
+# Keras' own numpy conversions under numpy 2 (not advnlp's).
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+VOCAB, DIM, LENGTH, LABELS = 30, 8, 6, 3
+NAME = "Embedding-Token"
+
+
+def keras_model(seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    ids = keras.Input(shape=(LENGTH,), dtype="int32")
+    e = keras.layers.Embedding(VOCAB, DIM, name=NAME)(ids)
+    h = keras.layers.GlobalAveragePooling1D()(e)
+    logits = keras.layers.Dense(LABELS, name="head")(h)
+    return keras.Model(ids, logits, name="tiny")
+
+
+def compiled(model: keras.Model, learning_rate: float = 0.0) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return model
+
+
+class TorchTwin(nn.Module):
+    """The same network in plain PyTorch, holding copies of the Keras weights."""
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__()
+        matrix = model.get_layer(NAME).get_weights()[0]
+        kernel, bias = model.get_layer("head").get_weights()
+        self.tokens = nn.Embedding(VOCAB, DIM)
+        self.head = nn.Linear(DIM, LABELS)
+        with torch.no_grad():
+            self.tokens.weight.copy_(torch.from_numpy(matrix))
+            self.head.weight.copy_(torch.from_numpy(kernel.T))
+            self.head.bias.copy_(torch.from_numpy(bias))
+
+    def forward(self, ids: Tensor, labels: Tensor) -> Tensor:
+        return F.cross_entropy(self.head(self.tokens(ids).mean(1)), labels)
+
+    def grads(self) -> list[Tensor]:
+        return [self.tokens.weight.grad, self.head.weight.grad.T, self.head.bias.grad]
+
+
+def batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 12, size=(4, LENGTH)).astype("int32")  # few ids: repeated tokens
+    return ids, np.arange(4) % LABELS
+
+
+def keras_grads(model: keras.Model) -> list[Tensor]:
+    """The gradients Keras' step left on the weights (its zero_grad runs at the next step)."""
+    return [v.value.grad.detach().clone() for v in model.trainable_weights]
+
+
+def weights(model: keras.Model) -> list[Tensor]:
+    return [v.value.detach().clone() for v in model.trainable_weights]
+
+
+def close(actual: list[Tensor], expected: list[Tensor]) -> None:
+    assert len(actual) == len(expected)
+    for a, b in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def fgm_by_hand(twin: TorchTwin, ids: Tensor, labels: Tensor, epsilon: float) -> list[Tensor]:
+    """The seed on the matrix itself: E += eps g/(||g||+1e-8), gradients at E + delta only."""
+    matrix = twin.tokens.weight
+    g = torch.autograd.grad(twin(ids, labels), matrix)[0]
+    delta = epsilon * g / (g.norm() + 1e-8)
+    params = [matrix, twin.head.weight, twin.head.bias]
+    logits = F.linear(F.embedding(ids, matrix + delta).mean(1), twin.head.weight, twin.head.bias)
+    out = torch.autograd.grad(F.cross_entropy(logits, labels), params)
+    return [out[0], out[1].T, out[2]]
+
+
+def test_fgm_step_matches_the_seed_and_the_pytorch_core():
+    epsilon = 0.5
+    model = adversarial_training(compiled(keras_model()), NAME, epsilon)
+    twin = TorchTwin(model)  # copied before the step
+    x, y = batch()
+    before = weights(model)
+    model.train_on_batch(x, y)
+    got = keras_grads(model)
+
+    ids, labels = torch.from_numpy(x).long(), torch.from_numpy(y)
+    close(got, fgm_by_hand(twin, ids, labels, epsilon))
+    core = advnlp.FGM(twin, epsilon, scope="token", adversarial_only=True, target="tokens")
+    core.backward(lambda: twin(ids, labels))
+    close(got, twin.grads())
+    # The perturbation really moved the gradients, and was not left in a weight (lr = 0).
+    plain = compiled(keras_model())
+    plain.train_on_batch(x, y)
+    assert not torch.allclose(keras_grads(plain)[0], got[0])
+    for a, b in zip(weights(model), before, strict=True):
+        assert torch.equal(a, b)
+    assert "call" not in vars(model.get_layer(NAME))
+
+
+def test_gradient_penalty_matches_the_pytorch_core():
+    epsilon = 1.5
+    model = gradient_penalty(compiled(keras_model(1)), NAME, epsilon)
+    twin = TorchTwin(model)
+    x, y = batch(1)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    got = keras_grads(model)
+
+    ids, labels = torch.from_numpy(x).long(), torch.from_numpy(y)
+    core = advnlp.GradientPenalty(twin, epsilon, target="tokens")
+    clean = core.backward(lambda: twin(ids, labels))
+    close(got, twin.grads())
+    # Keras logged the penalised loss, and the penalty changed the gradients.
+    assert logs["loss"] == pytest.approx(float(clean + core.last_penalty), rel=1e-5)
+    twin.zero_grad()
+    twin(ids, labels).backward()
+    assert not torch.allclose(twin.grads()[1], got[1])
+    assert "compute_loss" not in vars(model)
+    # Evaluation reports the plain loss (no penalty outside training).
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(float(clean), rel=1e-5)
+
+
+def separable(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0 uses tokens 1..14, class 1 tokens 15..29."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, size=n)
+    x = np.where(
+        y[:, None] == 0, rng.integers(1, 15, (n, LENGTH)), rng.integers(15, 30, (n, LENGTH))
+    )
+    return x.astype("int32"), y
+
+
+@pytest.mark.parametrize("switch", [adversarial_training, gradient_penalty])
+def test_fit_trains_with_the_switch_on(switch):
+    x, y = separable()
+    model = keras_model(2)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    switch(model, NAME, 0.5)
+    history = model.fit(x, y, batch_size=16, epochs=6, verbose=0).history
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["accuracy"][-1] == 1.0
+    layer = model.get_layer(NAME)
+    assert "call" not in vars(layer) and "compute_loss" not in vars(model)
+
+
+def test_weights_are_exactly_what_the_optimizer_made():
+    """A huge epsilon must not leak into the weights: w_new == w - lr * g, bit for bit."""
+    x, y = batch(3)
+    model = adversarial_training(compiled(keras_model(3), learning_rate=0.1), NAME, 1e3)
+    for _ in range(3):
+        before = weights(model)
+        model.train_on_batch(x, y)
+        grads = keras_grads(model)
+        for w, w0, g in zip(weights(model), before, grads, strict=True):
+            assert torch.isfinite(w).all()
+            # A leftover delta would be ~1e3 / sqrt(elements); rounding is ~1e-8.
+            torch.testing.assert_close(w, w0 - 0.1 * g, rtol=0, atol=1e-6)
+
+
+def test_calling_again_replaces_the_switch():
+    x, y = batch(4)
+    twice = keras_model(4)
+    compiled(twice)
+    adversarial_training(twice, NAME, 5.0)
+    adversarial_training(twice, NAME, 0.5)
+    once = adversarial_training(compiled(keras_model(4)), NAME, 0.5)
+    twice.train_on_batch(x, y)
+    once.train_on_batch(x, y)
+    close(keras_grads(twice), keras_grads(once))
+
+
+def test_errors_name_the_value():
+    model = keras_model()
+    with pytest.raises(ValueError, match=r"no layer named 'Embedding-Tokens'.*'Embedding-Token'"):
+        adversarial_training(model, "Embedding-Tokens", 0.5)
+    with pytest.raises(ValueError, match=r"'head' .* is a Dense.*'Embedding-Token'"):
+        gradient_penalty(model, "head", 1.0)
+    with pytest.raises(ValueError, match=r"epsilon.*-0\.5"):
+        adversarial_training(model, NAME, -0.5)
+    with pytest.raises(ValueError, match=r"epsilon.*-1"):
+        gradient_penalty(model, NAME, -1)
+    assert "train_step" not in vars(model)
+
+
+def test_import_is_lazy_and_a_wrong_backend_is_explained():
+    script = (
+        "import sys, advnlp\n"
+        "assert 'keras' not in sys.modules, 'import advnlp imported keras'\n"
+        "import keras\n"
+        "keras.backend.backend = lambda: 'jax'  # as if KERAS_BACKEND=jax\n"
+        "try:\n"
+        "    import advnlp.keras\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError under another backend')\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "KERAS_BACKEND=torch" in done.stdout and "'jax'" in done.stdout
