@@ -44,9 +44,17 @@ class GradCapture(TrainerCallback):
 
 def _args(tmp_path, **overrides):
     base = dict(
-        output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=1, learning_rate=1e-3,
-        report_to=[], save_strategy="no", logging_strategy="no", use_cpu=True, seed=0,
-        disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        max_steps=1,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
     )
     base.update(overrides)
     return TrainingArguments(**base)
@@ -58,8 +66,12 @@ def test_one_training_step_matches_core(tmp_path, name):
     state = {k: v.clone() for k, v in case.model.state_dict().items()}
     capture = GradCapture()
     trainer = AdversarialTrainer(
-        model=case.model, args=_args(tmp_path), train_dataset=_rows(case.ids),
-        method=name, method_kwargs=SETTINGS[name], callbacks=[capture],
+        model=case.model,
+        args=_args(tmp_path),
+        train_dataset=_rows(case.ids),
+        method=name,
+        method_kwargs=SETTINGS[name],
+        callbacks=[capture],
     )
     trainer.train()
     (trainer_grads,) = capture.grads
@@ -77,9 +89,15 @@ def test_method_none_trains_exactly_like_plain_trainer(tmp_path):
         case = tiny_bert(torch.float32, dropout=0.1)
         ids = torch.cat([case.ids, case.ids.flip(0), case.ids.roll(1, 1)])
         trainer = cls(
-            model=case.model, train_dataset=_rows(ids),
-            args=_args(tmp_path / cls.__name__, max_steps=4, per_device_train_batch_size=3,
-                       gradient_accumulation_steps=2), **extra,
+            model=case.model,
+            train_dataset=_rows(ids),
+            args=_args(
+                tmp_path / cls.__name__,
+                max_steps=4,
+                per_device_train_batch_size=3,
+                gradient_accumulation_steps=2,
+            ),
+            **extra,
         )
         trainer.train()
         results.append(case.model.state_dict())
@@ -100,10 +118,16 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
         case = tiny_bert(torch.float32, seed=1)
         capture = GradCapture()
         trainer = AdversarialTrainer(
-            model=case.model, train_dataset=_rows(case.ids), callbacks=[capture],
-            args=_args(tmp_path / str(batch), per_device_train_batch_size=batch,
-                       gradient_accumulation_steps=accumulate),
-            method="fgm", method_kwargs={"epsilon": 0.5, "scope": "example"},
+            model=case.model,
+            train_dataset=_rows(case.ids),
+            callbacks=[capture],
+            args=_args(
+                tmp_path / str(batch),
+                per_device_train_batch_size=batch,
+                gradient_accumulation_steps=accumulate,
+            ),
+            method="fgm",
+            method_kwargs={"epsilon": 0.5, "scope": "example"},
         )
         trainer.model_accepts_loss_kwargs = False
         trainer.train()
@@ -115,8 +139,11 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
 def test_bf16_on_cpu_trains(tmp_path):
     case = tiny_bert(torch.float32)
     trainer = AdversarialTrainer(
-        model=case.model, train_dataset=_rows(case.ids) * 4, method="gp",
-        method_kwargs={"epsilon": 1.0}, args=_args(tmp_path, max_steps=3, bf16=True),
+        model=case.model,
+        train_dataset=_rows(case.ids) * 4,
+        method="gp",
+        method_kwargs={"epsilon": 1.0},
+        args=_args(tmp_path, max_steps=3, bf16=True),
     )
     output = trainer.train()
     assert torch.isfinite(torch.tensor(output.training_loss))
@@ -135,8 +162,11 @@ def test_mixin_with_own_trainer_subclass(tmp_path):
 
     case = tiny_bert(torch.float32)
     MyTrainer(
-        model=case.model, args=_args(tmp_path), train_dataset=_rows(case.ids),
-        method="pgd", method_kwargs={"steps": 2},
+        model=case.model,
+        args=_args(tmp_path),
+        train_dataset=_rows(case.ids),
+        method="pgd",
+        method_kwargs={"steps": 2},
     ).train()
     assert LoggingTrainer.calls == 3  # clean pass + 2 adversarial passes, all via compute_loss
 
@@ -145,5 +175,9 @@ def test_bad_method_fails_at_construction(tmp_path):
     with pytest.raises(advnlp.ConfigError, match="unknown method 'fgsm'"):
         AdversarialTrainer(model=tiny_bert().model, args=_args(tmp_path), method="fgsm")
     with pytest.raises(advnlp.ConfigError, match="epsilon must be a finite number >= 0, got -1"):
-        AdversarialTrainer(model=tiny_bert().model, args=_args(tmp_path), method="fgm",
-                           method_kwargs={"epsilon": -1})
+        AdversarialTrainer(
+            model=tiny_bert().model,
+            args=_args(tmp_path),
+            method="fgm",
+            method_kwargs={"epsilon": -1},
+        )

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .distributed import sum_rows_across_ranks
 from .embedding import find_embedding, unwrap
 from .errors import ClosureError, ConfigError
 from .perturbation import Perturbation, work_dtype
@@ -174,6 +175,7 @@ class AdversarialMethod:
         if all(g is None for g in grads):
             grads = [torch.zeros_like(out) for out in run.outputs]
         direction = Perturbation.from_gradients(scope, run.ids, grads, self.padding_idx)
+        direction = sum_rows_across_ranks(direction)  # token scope under DDP: the global batch
         if not direction.is_finite():
             warnings.warn(
                 f"{type(self).__name__}: the gradient of the embedding output is not finite "

@@ -62,3 +62,12 @@ def build(name: str, model: nn.Module, **kwargs: Any) -> AdversarialMethod:
             f"it takes: {', '.join(sorted(known))}"
         )
     return cls(model, **kwargs)
+
+
+def check(name: str, **kwargs: Any) -> None:
+    """Validate a method's name and hyperparameter values before any model exists.
+
+    Builds the method on a stand-in embedding, so the checks are the constructor's own.
+    """
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("target", "scaler")}
+    build(name, nn.Embedding(2, 1), **kwargs)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..registry import hyperparameters, resolve
+from ..registry import check
 from .io import write_folder_atomic, write_json_atomic
 from .models import (
     SCRATCH,
@@ -101,10 +101,7 @@ class RunConfig:
         for flag, value, ok in checks:
             if not ok:
                 raise UsageError(f"{flag}: {value!r} is out of range")
-        resolve(self.method)  # unknown method: ConfigError listing the known ones
-        unknown = set(self.method_kwargs) - set(hyperparameters(self.method))
-        if unknown:
-            raise UsageError(f"--method {self.method} takes no {', '.join(sorted(unknown))}")
+        check(self.method, **self.method_kwargs)  # ConfigError naming the bad value
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
+from ..distributed import world_size
 from ..errors import check_number
 from ..perturbation import work_dtype
 
@@ -68,7 +69,9 @@ class GradientPenalty(AdversarialMethod):
             grads = self._input_gradients(run, create_graph=True)
             # Squares in float32 at least: fp16 gradients overflow when squared.
             squares = [g.to(work_dtype(g.dtype)).pow(2).sum() for g in grads if g is not None]
-            penalty = 0.5 * self.epsilon * torch.stack(squares).sum()
+            # Under DDP each rank's local mean loss has world_size times the per-token gradient
+            # of the global mean loss: dividing keeps the global batch's penalty.
+            penalty = 0.5 * self.epsilon * torch.stack(squares).sum() / world_size()
             if not torch.isfinite(penalty):
                 warnings.warn(
                     "GradientPenalty: the penalty is not finite (inf/nan, e.g. fp16 overflow); "

@@ -1,0 +1,7 @@
+"""``python -m advnlp`` is the ``advnlp`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,92 @@
+"""Run by torchrun from tests/test_ddp.py (2 processes, gloo on CPU): every method on this
+rank's half of a global batch, DDP-wrapped; saves the gradients and what was communicated.
+
+    torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.nn.parallel import DistributedDataParallel
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import advnlp  # noqa: E402
+from tests.models import PAD, tiny_bert  # noqa: E402
+
+# (name, method, kwargs, what advnlp is given: the DDP wrapper or the inner module)
+CASES = [
+    ("none", "none", {}, "wrapper"),
+    ("fgm-token", "fgm", {"epsilon": 0.7}, "wrapper"),
+    ("fgm-token-adv-only", "fgm", {"epsilon": 0.7, "adversarial_only": True}, "wrapper"),
+    ("fgm-example", "fgm", {"epsilon": 0.3, "scope": "example"}, "wrapper"),
+    ("fgm-token-inner", "fgm", {"epsilon": 0.7}, "inner"),
+    (
+        "fgm-example-adv-only-inner",
+        "fgm",
+        {"epsilon": 0.3, "scope": "example", "adversarial_only": True},
+        "inner",
+    ),
+    ("gp", "gp", {"epsilon": 1.5}, "wrapper"),
+    ("gp-inner", "gp", {"epsilon": 1.5}, "inner"),
+    ("pgd-example", "pgd", {"epsilon": 0.5, "alpha": 0.2, "steps": 3}, "wrapper"),
+    ("pgd-token", "pgd", {"epsilon": 0.25, "alpha": 0.2, "steps": 3, "scope": "token"}, "wrapper"),
+    (
+        "freelb",
+        "freelb",
+        {"epsilon": 0.3, "alpha": 0.1, "steps": 3, "init_magnitude": 0.0},
+        "wrapper",
+    ),
+]
+GLOBAL_BATCH = 4
+
+
+def count_all_reduce(state: dict, bucket):
+    state["all_reduce"] += 1
+    state["bytes"] += bucket.buffer().numel() * bucket.buffer().element_size()
+    return default_hooks.allreduce_hook(None, bucket)
+
+
+def main(out: Path) -> None:
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shard = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+    gathers = {"all_gather": 0}
+    all_gather = dist.all_gather
+
+    def counting_all_gather(*args, **kwargs):
+        gathers["all_gather"] += 1
+        return all_gather(*args, **kwargs)
+
+    dist.all_gather = counting_all_gather
+    results = {}
+    for name, method, kwargs, given in CASES:
+        case = tiny_bert(torch.float64)
+        ddp = DistributedDataParallel(case.model)
+        comm = {"all_reduce": 0, "bytes": 0}
+        ddp.register_comm_hook(comm, count_all_reduce)
+        ids = case.ids[shard]
+        mask = (ids != PAD).long()
+        labels = (torch.arange(GLOBAL_BATCH) % 3)[shard]
+        gathers["all_gather"] = 0
+        adv = advnlp.build(method, ddp if given == "wrapper" else case.model, **kwargs)
+        torch.manual_seed(123)
+        batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        loss = adv.backward(lambda ddp=ddp, batch=batch: ddp(**batch).loss)
+        results[name] = {
+            "grads": {n: p.grad.detach().clone() for n, p in case.model.named_parameters()},
+            "loss": loss,
+            **comm,
+            **gathers,
+        }
+    torch.save(results, out / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

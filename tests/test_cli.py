@@ -1,0 +1,355 @@
+"""The advnlp command: a real training run on a tiny file, and every bad input gets exit
+status 2 with one line naming the flag or file:line (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("datasets")
+
+from advnlp.cli import main  # noqa: E402
+
+from .cli_data import write_splits  # noqa: E402
+
+FAST = ["--epochs", "1", "--batch-size", "8", "--max-length", "24", "--vocab-size", "200"]
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    return write_splits(tmp_path_factory.mktemp("data"))
+
+
+def train_args(train, dev, output, *extra):
+    return [
+        "train",
+        "--train",
+        str(train),
+        "--dev",
+        str(dev),
+        "--output",
+        str(output),
+        *FAST,
+        *extra,
+    ]
+
+
+def test_train_writes_results_and_a_loadable_model(splits, tmp_path, capsys):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    train, dev = splits
+    out = tmp_path / "run"
+    assert (
+        main(
+            train_args(
+                train,
+                dev,
+                out,
+                "--method",
+                "fgm",
+                "--epsilon",
+                "0.5",
+                "--epochs",
+                "2",
+                "--test",
+                str(dev),
+            )
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "| epoch | train loss" in printed and "best epoch" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["method"] == "fgm"
+    assert results["config"]["method_kwargs"] == {"epsilon": 0.5}
+    assert [e["epoch"] for e in results["epochs"]] == [1, 2]
+    for epoch in results["epochs"]:
+        assert 0 <= epoch["dev_accuracy"] <= 1 and epoch["train_loss"] > 0
+        assert epoch["step_time_s"] > 0
+    assert results["labels"] == ["neg", "pos"]
+    assert results["test"]["n"] == 24 and results["dev"]["n"] == 24
+    assert len(results["dev_predictions"]) == 24
+    assert set(results["versions"]) >= {"torch", "transformers", "advnlp"}
+    assert not (out / "checkpoints").exists()
+
+    # The saved model is the best-on-dev model and loads with plain transformers.
+    model = AutoModelForSequenceClassification.from_pretrained(out / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    rows = [json.loads(line) for line in dev.read_text().splitlines()]
+    batch = tokenizer(
+        [r["sentence"] for r in rows],
+        padding=True,
+        truncation=True,
+        max_length=24,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        predicted = model(**batch).logits.argmax(-1).tolist()
+    assert predicted == results["dev_predictions"]
+    best = max(e["dev_accuracy"] for e in results["epochs"])
+    assert results["dev"]["accuracy"] == pytest.approx(best)
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_chinese_text_tokenizes_per_character(splits, tmp_path):
+    from transformers import AutoTokenizer
+
+    train, dev = splits
+    assert main(train_args(train, dev, tmp_path / "run", "--method", "none")) == 0
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "run" / "model")
+    assert tokenizer.tokenize("酒店很好") == ["酒", "店", "很", "好"]
+
+
+def test_sentence_pairs_and_csv(tmp_path):
+    rows = "sentence1,sentence2,label\n" + "".join(
+        f"今天{'好' if i % 2 else '差'},明天{i},{'yes' if i % 2 else 'no'}\n" for i in range(24)
+    )
+    (tmp_path / "pairs.csv").write_text(rows, "utf-8")
+    pairs = tmp_path / "pairs.csv"
+    assert main(train_args(pairs, pairs, tmp_path / "run", "--method", "gp")) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["labels"] == ["no", "yes"]
+
+
+def _fails(args, capsys, *needles):
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_bad_inputs(splits, tmp_path, capsys):
+    train, dev = splits
+    out = tmp_path / "out"
+
+    def bad(name, text):
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return path
+
+    cases = [
+        (train_args(tmp_path / "nope.json", dev, out), ["--train", "nope.json: no such file"]),
+        (train_args(bad("empty.json", ""), dev, out), ["empty.json: the file is empty"]),
+        (
+            train_args(
+                bad(
+                    "broken.json",
+                    '{"sentence": "a", "label": "x"}\n'
+                    '{"sentence": "b", "label": "y"}\n{"sentence": "c", label: 1}\n',
+                ),
+                dev,
+                out,
+            ),
+            ["broken.json:3: malformed JSON"],
+        ),
+        (
+            train_args(bad("notext.json", '{"body": "a", "label": "x"}\n'), dev, out),
+            ["no text column", "columns found: body, label", "--text-column"],
+        ),
+        (
+            train_args(train, dev, out, "--text-column", "body"),
+            ["no column 'body'", "columns found: sentence, label, id"],
+        ),
+        (
+            train_args(bad("nolabel.json", '{"sentence": "a", "tag": "x"}\n'), dev, out),
+            ["no label column 'label'", "columns found: sentence, tag", "--label-column"],
+        ),
+        (
+            train_args(
+                train,
+                bad(
+                    "dev.json",
+                    '{"sentence": "a", "label": "pos"}\n{"sentence": "b", "label": "meh"}\n',
+                ),
+                out,
+            ),
+            ["dev.json:2: label 'meh' does not occur in the training data"],
+        ),
+        (
+            train_args(
+                bad(
+                    "gbk.json",
+                    '{"sentence": "好", "label": "x"}\n'.encode()
+                    + '{"sentence": "差", "label": "y"}\n'.encode("gbk"),
+                ),
+                dev,
+                out,
+            ),
+            ["gbk.json:2: not UTF-8 text"],
+        ),
+        (
+            train_args(bad("rows.csv", "sentence,label\na,x\nb,y,z\n"), dev, out),
+            ["rows.csv:3: 3 fields, but the header has 2"],
+        ),
+        (train_args(bad("data.txt", "hello\n"), dev, out), ["unknown file type '.txt'"]),
+        (
+            train_args(train, dev, out, "--method", "fgsm"),
+            ["unknown method 'fgsm'; known methods: none, fgm, gp, pgd, freelb"],
+        ),
+        (
+            train_args(train, dev, out, "--epsilon", "-1"),
+            ["epsilon must be a finite number >= 0, got -1.0"],
+        ),
+        (
+            train_args(train, dev, out, "--method", "pgd", "--steps", "0"),
+            ["steps must be an integer >= 1, got 0"],
+        ),
+        (
+            train_args(train, dev, out, "--method", "fgm", "--alpha", "0.1"),
+            ["--alpha: method fgm takes --epsilon"],
+        ),
+        (train_args(train, dev, out, "--epochs", "0"), ["--epochs: 0 is out of range"]),
+        (
+            train_args(train, dev, out, "--model", "./no/such/folder"),
+            ["--model ./no/such/folder: no such folder"],
+        ),
+        (
+            train_args(train, dev, tmp_path / "never-made", "--resume"),
+            ["--resume:", "holds no advnlp run to resume"],
+        ),
+    ]
+    for args, needles in cases:
+        _fails(args, capsys, *needles)
+    assert not out.exists(), "a failed run must not create its output folder"
+
+
+def test_unknown_model_without_network(splits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from advnlp.experiment import models
+
+    models.hub_reachable.cache_clear()
+    train, dev = splits
+    _fails(
+        train_args(train, dev, tmp_path / "out", "--model", "no-such-org/no-such-model"),
+        capsys,
+        "--model no-such-org/no-such-model:",
+        "Hugging Face Hub",
+    )
+    models.hub_reachable.cache_clear()
+
+
+def test_output_folder_rules(splits, tmp_path, capsys):
+    train, dev = splits
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    _fails(train_args(train, dev, foreign), capsys, "the folder is not empty", "--overwrite")
+    _fails(train_args(train, dev, foreign, "--overwrite"), capsys, "does not hold an advnlp run")
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+    out = tmp_path / "run"
+    assert main(train_args(train, dev, out, "--method", "none")) == 0
+    capsys.readouterr()
+    _fails(train_args(train, dev, out, "--method", "none"), capsys, "not empty")
+    _fails(
+        train_args(train, dev, out, "--method", "gp", "--resume"),
+        capsys,
+        "was started with method='none', not 'gp'",
+    )
+    first = (out / "results.json").read_text()
+    assert main(train_args(train, dev, out, "--method", "none", "--resume")) == 0  # complete
+    assert (out / "results.json").read_text() == first
+    assert main(train_args(train, dev, out, "--method", "fgm", "--overwrite")) == 0
+    assert json.loads((out / "results.json").read_text())["config"]["method"] == "fgm"
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    script = Path(sys.executable).with_name("advnlp")  # the installed console script
+    result = subprocess.run(
+        [
+            str(script),
+            "train",
+            "--train",
+            str(tmp_path / "x.json"),
+            "--dev",
+            str(tmp_path / "x.json"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"advnlp train: error: --train {tmp_path / 'x.json'}: no such file"
+    ]
+
+
+def _command(*args):
+    return [sys.executable, "-m", "advnlp", *args]
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    """Kill -9 a run after its first epoch checkpoint, resume it, and compare with a run that
+    was never interrupted (same seed): the same metrics, epoch by epoch."""
+    import signal
+    import time
+
+    train, dev = write_splits(tmp_path / "data", train=240, dev=40)
+    common = [
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "24",
+        "--vocab-size",
+        "200",
+        "--method",
+        "fgm",
+        "--seed",
+        "3",
+    ]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    args = ["train", "--train", str(train), "--dev", str(dev), *common]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    subprocess.run(
+        _command(*args, "--output", str(whole)), check=True, env=env, capture_output=True
+    )
+
+    process = subprocess.Popen(
+        _command(*args, "--output", str(broken)),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoints = broken / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        done = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+        if done:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (broken / "results.json").exists()
+    assert not (broken / "model").exists()
+
+    result = subprocess.run(
+        _command(*args, "--output", str(broken), "--resume"),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    a = json.loads((whole / "results.json").read_text())
+    b = json.loads((broken / "results.json").read_text())
+    assert b["resumed_from"] is not None
+    assert b["dev_predictions"] == a["dev_predictions"]
+    assert b["best_epoch"] == a["best_epoch"]
+    for x, y in zip(a["epochs"], b["epochs"], strict=True):
+        assert y["dev_accuracy"] == x["dev_accuracy"]
+        assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-6)
