@@ -79,3 +79,54 @@ def test_ddp_communication(ranks, name, method, kwargs, given):
     token = kwargs.get("scope", "token" if method == "fgm" else "example") == "token"
     ascents = {"fgm": 1, "pgd": kwargs.get("steps", 0)}.get(method, 0) if token else 0
     assert stats["all_gather"] == 3 * ascents, stats  # counts, ids, rows per ascent step
+
+
+def test_advnlp_train_with_two_processes(tmp_path):
+    """The CLI under torchrun: the Trainer distributes, rank 0 alone writes the results."""
+    import json
+
+    from .cli_data import write_splits
+
+    train, dev = write_splits(tmp_path / "data", train=64, dev=16)
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "advnlp",
+            "train",
+            "--train",
+            str(train),
+            "--dev",
+            str(dev),
+            "--output",
+            str(out),
+            "--method",
+            "fgm",
+            "--epsilon",
+            "0.1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--max-length",
+            "24",
+            "--vocab-size",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["world_size"] == 2
+    assert results["steps"] == 2 * 64 // (8 * 2)  # 2 epochs of a global batch of 16
+    assert result.stdout.count("best epoch") == 1  # printed by rank 0 only
+    assert (out / "model" / "model.safetensors").exists()

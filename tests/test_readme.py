@@ -37,3 +37,16 @@ def test_method_table_lists_the_registry():
     text = README.read_text(encoding="utf-8")
     for name in advnlp.method_names():
         assert f"| `{name}` |" in text, name
+
+
+def _commands() -> list[str]:
+    block = re.search(r"## Two commands\n\n```bash\n(.*?)```", README.read_text("utf-8"), re.S)
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_ci_runs_the_readme_test_command():
+    install_and_demo, tests = _commands()
+    assert install_and_demo.endswith("advnlp demo")
+    ci = (README.parent / ".ci" / "run").read_text("utf-8")
+    assert tests in ci.splitlines()
+    assert "pip install --quiet torch==2.13.0" in ci  # before anything can pull a CUDA build

@@ -86,12 +86,12 @@ class AdversarialMethod:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        hyper = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        hyper = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return (
             f"{type(self).__name__}({hyper}, embedding={getattr(self, 'embedding_name', None)!r})"
         )
 
-    def hyperparameters(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
         """The method's settings, as passed (for logs and results files)."""
         return {}
 

@@ -17,6 +17,17 @@ HYPERPARAMETER_FLAGS = [
 ]
 
 
+def is_main_process() -> bool:
+    """Rank 0 under torchrun / accelerate launch (which set RANK), or a single process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def say(text: str) -> None:
+    """Print on the main process only (every rank runs the command under torchrun)."""
+    if is_main_process():
+        print(text)
+
+
 def quiet_libraries() -> None:
     """Hide the libraries' own progress bars and notices; advnlp shows its own progress."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -60,13 +71,13 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
         "--model",
         default="scratch-small",
         metavar="NAME_OR_PATH",
-        help="a Hugging Face model name or folder, or scratch-small (a 4-layer "
-        "BERT with a tokenizer trained on --train); default: scratch-small",
+        help="a Hugging Face model name or folder, or scratch-small (a 4-layer BERT with a "
+        "tokenizer trained on --train) or scratch-tiny (2 layers); default: scratch-small",
     )
     model.add_argument("--epochs", type=int, default=3)
     model.add_argument("--batch-size", type=int, default=32)
     model.add_argument(
-        "--lr", type=float, help="learning rate (default: 2e-5 pretrained, 5e-4 scratch-small)"
+        "--lr", type=float, help="learning rate (default: 2e-5 pretrained, 3e-4 scratch models)"
     )
     model.add_argument("--max-length", type=int, default=128, help="tokens per example")
     model.add_argument("--gradient-accumulation", type=int, default=1, metavar="K")

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     config.validate()
     common.quiet_libraries()
     compare(config, overwrite=args.overwrite)
-    print(report_text(Path(args.output)))
+    common.say(report_text(Path(args.output)))
     return 0
 
 

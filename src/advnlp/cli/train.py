@@ -65,13 +65,14 @@ def run(args: argparse.Namespace) -> int:
     config.validate()
     common.quiet_libraries()
     results = train_run(config, resume=args.resume, overwrite=args.overwrite)
-    print(summary(results, Path(args.output)))
+    common.say(summary(results, Path(args.output)))
     return 0
 
 
 def summary(results: dict, output: Path) -> str:
     config = results["config"]
-    kwargs = ", ".join(f"{k}={v}" for k, v in config["method_kwargs"].items())
+    settings = {**hyperparameters(config["method"]), **config["method_kwargs"]}
+    kwargs = ", ".join(f"{k}={v}" for k, v in settings.items())
     rows = [
         [
             str(e["epoch"]),

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import UsageError
 from ..registry import hyperparameters, resolve
 from .io import write_json_atomic
-from .train import RunConfig, make_tokenizer, prepare_data, run
+from .train import RunConfig, make_tokenizer, prepare_data, process_state, run
 
 
 @dataclass
@@ -133,11 +133,15 @@ def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = 
 
     config.validate()
     out = Path(config.base.output)
-    prepare_folder(out, config, overwrite=overwrite)
+    processes = process_state()
+    main = processes.is_main_process
+    if main:
+        prepare_folder(out, config, overwrite=overwrite)
+    processes.wait_for_everyone()
     plan = config.plan()
     prepared = None
     results = []
-    bar = tqdm(plan, desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(plan, desc="runs", unit="run", disable=not (progress and main), dynamic_ncols=True)
     for run_config in bar:
         folder = Path(run_config.output)
         bar.set_postfix_str(folder.name)
@@ -146,11 +150,17 @@ def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = 
             continue
         if prepared is None:  # load data and make the tokenizer once, only if a run needs them
             prepared = prepare_data(config.base)
+            if main:  # trains (scratch-small) and saves it; the other ranks load it
+                prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
+            processes.wait_for_everyone()
             prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
         resume = (folder / "run.json").exists()
         results.append(run(run_config, resume=resume, prepared=prepared, progress=False))
-        bar.write(_one_line(results[-1]))
-    return write_report(results, out)
+        if main:
+            bar.write(_one_line(results[-1]))
+    summary = write_report(results, out) if main else {}
+    processes.wait_for_everyone()
+    return summary
 
 
 def _one_line(results: dict[str, Any]) -> str:

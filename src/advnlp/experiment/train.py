@@ -29,13 +29,14 @@ from ..registry import check
 from .io import write_folder_atomic, write_json_atomic
 from .models import (
     SCRATCH,
+    SCRATCH_SIZES,
     load_pretrained_model,
     load_pretrained_tokenizer,
     scratch_model,
     train_tokenizer,
 )
 
-DEFAULT_LR = {"pretrained": 2e-5, SCRATCH: 5e-4}  # the seed's 2e-5; a random BERT needs more
+DEFAULT_LR = {"pretrained": 2e-5, SCRATCH: 3e-4}  # the seed's 2e-5; a random BERT needs more
 
 
 @dataclass
@@ -70,7 +71,7 @@ class RunConfig:
     def learning_rate(self) -> float:
         if self.lr is not None:
             return self.lr
-        return DEFAULT_LR[SCRATCH if self.model == SCRATCH else "pretrained"]
+        return DEFAULT_LR[SCRATCH if self.model in SCRATCH_SIZES else "pretrained"]
 
     def validate(self) -> None:
         """Raise UsageError naming the flag of the first bad value."""
@@ -143,7 +144,7 @@ def make_tokenizer(config: RunConfig, prepared: Prepared, folder: Path | None = 
 
     if folder is not None and (folder / "tokenizer_config.json").exists():
         return AutoTokenizer.from_pretrained(folder)
-    if config.model == SCRATCH:
+    if config.model in SCRATCH_SIZES:
         dataset = prepared.train.dataset
         texts = list(dataset["text"]) + (
             list(dataset["text_pair"]) if "text_pair" in dataset.column_names else []
@@ -162,8 +163,8 @@ def make_model(config: RunConfig, prepared: Prepared) -> Any:
     from transformers import set_seed
 
     set_seed(config.seed)  # the same seed gives the same initial weights in every method
-    if config.model == SCRATCH:
-        return scratch_model(prepared.tokenizer, prepared.labels, config.max_length)
+    if config.model in SCRATCH_SIZES:
+        return scratch_model(prepared.tokenizer, prepared.labels, config.max_length, config.model)
     return load_pretrained_model(config.model, prepared.labels)
 
 
@@ -223,6 +224,15 @@ def output_state(out: Path, config: RunConfig, *, resume: bool, overwrite: bool)
     return "new"
 
 
+def process_state() -> Any:
+    """accelerate's PartialState: rank and barriers under torchrun / accelerate launch (a no-op
+    in one process). The Trainer later reuses the same state."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def start_output(out: Path, config: RunConfig) -> None:
     """Empty (an advnlp run's) folder and mark it with run.json."""
     if out.is_dir():
@@ -245,17 +255,25 @@ def run(
     """
     config.validate()
     out = Path(config.output)
+    processes = process_state()
+    processes.wait_for_everyone()  # every rank checks the folder before rank 0 writes in it
     state = output_state(out, config, resume=resume, overwrite=overwrite)
+    processes.wait_for_everyone()
     if state == "done":
         return json.loads((out / "results.json").read_text(encoding="utf-8"))
     prepared = prepared or prepare_data(config)
+    main = processes.is_main_process
+    if main:  # only rank 0 writes; the others load what it wrote
+        if prepared.tokenizer is None:
+            saved = out / "tokenizer" if state == "resume" else None
+            prepared = replace(prepared, tokenizer=make_tokenizer(config, prepared, saved))
+        if state == "new":
+            start_output(out, config)
+        if not (out / "tokenizer").exists():
+            write_folder_atomic(out / "tokenizer", prepared.tokenizer.save_pretrained)
+    processes.wait_for_everyone()
     if prepared.tokenizer is None:
-        saved = out / "tokenizer" if state == "resume" else None
-        prepared = replace(prepared, tokenizer=make_tokenizer(config, prepared, saved))
-    if state == "new":
-        start_output(out, config)
-    if not (out / "tokenizer").exists():
-        write_folder_atomic(out / "tokenizer", prepared.tokenizer.save_pretrained)
+        prepared = replace(prepared, tokenizer=make_tokenizer(config, prepared, out / "tokenizer"))
 
     train, dev, test = (
         None
@@ -263,8 +281,10 @@ def run(
         else encode(split, prepared.tokenizer, prepared.labels, config.max_length)
         for split in (prepared.train, prepared.dev, prepared.test)
     )
-    trainer = _trainer(config, prepared, train, dev, out, progress)
-    checkpoint = last_complete_checkpoint(out / "checkpoints") if state == "resume" else None
+    trainer = _trainer(config, prepared, train, dev, out, progress and main)
+    checkpoint = None
+    if state == "resume":
+        checkpoint = last_complete_checkpoint(out / "checkpoints", prune=main)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - started
@@ -272,22 +292,25 @@ def run(
     dev_out = trainer.predict(dev, metric_key_prefix="dev")
     test_out = trainer.predict(test, metric_key_prefix="test") if test is not None else None
     results = _results(config, prepared, trainer, dev_out, test_out, runtime, checkpoint)
+    results["world_size"] = processes.num_processes
 
     def save_model(folder: Path) -> None:
         trainer.model.save_pretrained(folder)
         prepared.tokenizer.save_pretrained(folder)
 
-    write_folder_atomic(out / "model", save_model)
-    write_json_atomic(out / "results.json", results)  # last: marks the run complete
-    if not config.keep_checkpoints:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if main:
+        write_folder_atomic(out / "model", save_model)
+        write_json_atomic(out / "results.json", results)  # last: marks the run complete
+        if not config.keep_checkpoints:
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    processes.wait_for_everyone()
     return results
 
 
-def last_complete_checkpoint(folder: Path) -> str | None:
+def last_complete_checkpoint(folder: Path, *, prune: bool = True) -> str | None:
     """The newest checkpoint whose trainer_state.json (the Trainer writes it last) is whole.
 
-    A run killed while writing a checkpoint leaves a partial folder: it is removed.
+    A run killed while writing a checkpoint leaves a partial folder: ``prune`` removes it.
     """
     if not folder.is_dir():
         return None
@@ -300,7 +323,8 @@ def last_complete_checkpoint(folder: Path) -> str | None:
         try:
             json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            shutil.rmtree(path, ignore_errors=True)
+            if prune:
+                shutil.rmtree(path, ignore_errors=True)
             continue
         return str(path)
     return None
@@ -356,6 +380,11 @@ def _trainer(
         method_kwargs=config.method_kwargs,
         callbacks=[EpochStepTime()],
     )
+    # Classification heads average their loss themselves; transformers 5 would otherwise pass
+    # num_items_in_batch, skip its division by the accumulation steps and multiply by the
+    # number of processes, giving k x world_size times the gradient (and the gradient
+    # penalty a wrong weight). Off, the Trainer scales the loss itself.
+    trainer.model_accepts_loss_kwargs = False
     for callback in (PrinterCallback, ProgressCallback):  # they print every log line
         trainer.remove_callback(callback)
     if progress:

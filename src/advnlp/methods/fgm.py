@@ -54,7 +54,7 @@ class FGM(AdversarialMethod):
         self.adversarial_only = bool(adversarial_only)
         super().__init__(model, target=target, scaler=scaler)
 
-    def hyperparameters(self) -> dict:
+    def settings(self) -> dict:
         return {
             "epsilon": self.epsilon,
             "scope": self.scope,

@@ -55,7 +55,7 @@ class FreeLB(AdversarialMethod):
         self.init_magnitude = check_number("init_magnitude", init_magnitude)
         super().__init__(model, target=target, scaler=scaler)
 
-    def hyperparameters(self) -> dict:
+    def settings(self) -> dict:
         return {
             "epsilon": self.epsilon,
             "alpha": self.alpha,

@@ -59,7 +59,7 @@ class GradientPenalty(AdversarialMethod):
         super().__init__(model, target=target, scaler=scaler)
         self.last_penalty: Tensor | None = None
 
-    def hyperparameters(self) -> dict:
+    def settings(self) -> dict:
         return {"epsilon": self.epsilon}
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:

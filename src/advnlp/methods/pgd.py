@@ -56,7 +56,7 @@ class PGD(AdversarialMethod):
         self.adversarial_only = bool(adversarial_only)
         super().__init__(model, target=target, scaler=scaler)
 
-    def hyperparameters(self) -> dict:
+    def settings(self) -> dict:
         return {
             "epsilon": self.epsilon,
             "alpha": self.alpha,

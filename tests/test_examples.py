@@ -1,0 +1,99 @@
+"""The example scripts and the demo run (with small settings, so the default suite stays short)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+pytest.importorskip("snownlp")
+
+
+def test_accelerate_loop_single_process():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "accelerate_loop.py"),
+            "--steps",
+            "3",
+            "--examples",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done: fgm for 3 steps on 1 process(es)" in result.stdout
+
+
+def test_accelerate_loop_two_processes():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(ROOT / "examples" / "accelerate_loop.py"),
+            "--steps",
+            "3",
+            "--examples",
+            "200",
+            "--method",
+            "gp",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done: gp for 3 steps on 2 process(es)" in result.stdout
+
+
+def test_demo_with_small_settings(tmp_path, capsys):
+    from advnlp.cli import main
+
+    out = tmp_path / "demo"
+    args = [
+        "demo",
+        "--output",
+        str(out),
+        "--train-examples",
+        "96",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0,1",
+        "--methods",
+        "none,fgm",
+        "--epsilon",
+        "0.1",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| none" in printed and "accuracy_vs_epsilon.png" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert [g["method"] for g in summary["groups"]] == ["none", "fgm"]
+    assert {r["id"] for r in summary["runs"]} == {
+        "none-seed0",
+        "none-seed1",
+        "fgm-eps0.1-seed0",
+        "fgm-eps0.1-seed1",
+    }
+    for name in ("summary.md", "accuracy_vs_epsilon.png", "training_curves.png"):
+        assert (out / name).stat().st_size > 100
+    assert (out / "data" / "train.jsonl").exists()
+    # Run again: every run is finished, so nothing trains and the report is the same.
+    assert main(args) == 0
+    assert json.loads((out / "summary.json").read_text())["groups"] == summary["groups"]
