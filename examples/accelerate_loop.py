@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=2000)
     args = parser.parse_args()
 
-    accelerator = Accelerator()
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())  # CPU DDP needs cpu=True
     torch.manual_seed(0)
     rows = sentiment_corpus()[:: max(1, 17000 // args.examples)][: args.examples]
     tokenizer = train_tokenizer([r["sentence"] for r in rows], max_length=64)
