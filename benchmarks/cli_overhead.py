@@ -32,6 +32,7 @@ from transformers import (
     TrainingArguments,
     default_data_collator,
 )
+from transformers.trainer_callback import PrinterCallback
 
 from advnlp.cli import main as advnlp_main
 from advnlp.data import load_split
@@ -105,6 +106,7 @@ def plain_trainer(train_file: str, args: argparse.Namespace, pad_to_max: bool, o
         data_collator=default_data_collator if pad_to_max else DataCollatorWithPadding(tokenizer),
         callbacks=[timer],
     )
+    trainer.remove_callback(PrinterCallback)  # the CLI prints no log lines either
     trainer.train()
     return timer.times
 

@@ -12,6 +12,16 @@ from torch import Tensor, nn
 
 VOCAB, HIDDEN, LABELS, PAD = 50, 16, 3, 0
 
+# One small setting per registered method (FreeLB without its random start, so that two
+# runs draw nothing at random and can be compared exactly).
+SETTINGS = {
+    "none": {},
+    "fgm": {"epsilon": 0.5},
+    "gp": {"epsilon": 1.0},
+    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2},
+    "freelb": {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0},
+}
+
 
 @dataclass
 class Case:

@@ -9,15 +9,7 @@ import torch
 import advnlp
 from advnlp.perturbation import Perturbation
 
-from .models import grads, tiny_bert, zero
-
-SETTINGS = {
-    "none": {},
-    "fgm": {"epsilon": 0.5},
-    "gp": {"epsilon": 1.0},
-    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2},
-    "freelb": {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0},
-}
+from .models import SETTINGS, grads, tiny_bert, zero
 
 
 def _cosine(a, b):

@@ -353,3 +353,86 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     for x, y in zip(a["epochs"], b["epochs"], strict=True):
         assert y["dev_accuracy"] == x["dev_accuracy"]
         assert y["train_loss"] == pytest.approx(x["train_loss"], rel=1e-6)
+
+
+def test_local_pretrained_folder_and_save_to_disk_data(tmp_path, capsys):
+    """--model a local Hugging Face folder (the path users with a downloaded checkpoint take),
+    and data from a datasets save_to_disk folder with splits (DIR:SPLIT)."""
+    import datasets
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from advnlp.experiment.models import train_tokenizer
+
+    from .cli_data import examples
+
+    rows = examples(48, 0)
+    folder = tmp_path / "data"
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(rows[:32]),
+            "validation": datasets.Dataset.from_list(rows[32:]),
+        }
+    ).save_to_disk(str(folder))
+
+    checkpoint = tmp_path / "checkpoint"
+    tokenizer = train_tokenizer([r["sentence"] for r in rows], vocab_size=200)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=7,
+    )
+    BertForSequenceClassification(config).save_pretrained(checkpoint)  # another head size
+    tokenizer.save_pretrained(checkpoint)
+
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--train",
+                f"{folder}:train",
+                "--dev",
+                f"{folder}:validation",
+                "--model",
+                str(checkpoint),
+                "--method",
+                "gp",
+                "--epsilon",
+                "0.1",
+                "--output",
+                str(out),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["labels"] == ["neg", "pos"] and results["dev"]["n"] == 16
+    capsys.readouterr()  # the progress bars of save_to_disk above
+    _fails(
+        ["train", "--train", str(folder), "--dev", str(folder), "--output", str(out / "x"), *FAST],
+        capsys,
+        "holds splits train, validation",
+        f"write {folder}:SPLIT",
+    )
+
+
+def test_hub_dataset_without_network(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    _fails(
+        [
+            "train",
+            "--train",
+            "hf:no-such-org/no-such-data:train",
+            "--dev",
+            "x.json",
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+        "--train hf:no-such-org/no-such-data:train: cannot load dataset",
+    )

@@ -4,9 +4,6 @@ when the method is given the DDP wrapper."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import torch
 import advnlp
 
 from .ddp_worker import CASES, GLOBAL_BATCH
+from .launch import torchrun
 from .models import tiny_bert
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -23,23 +21,7 @@ WORKER = Path(__file__).with_name("ddp_worker.py")
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(WORKER),
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    result = torchrun(str(WORKER), str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return [torch.load(out / f"rank{r}.pt") for r in range(2)]
 
@@ -89,40 +71,28 @@ def test_advnlp_train_with_two_processes(tmp_path):
 
     train, dev = write_splits(tmp_path / "data", train=64, dev=16)
     out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "advnlp",
-            "train",
-            "--train",
-            str(train),
-            "--dev",
-            str(dev),
-            "--output",
-            str(out),
-            "--method",
-            "fgm",
-            "--epsilon",
-            "0.1",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-            "--max-length",
-            "24",
-            "--vocab-size",
-            "200",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"},
+    result = torchrun(
+        "-m",
+        "advnlp",
+        "train",
+        "--train",
+        str(train),
+        "--dev",
+        str(dev),
+        "--output",
+        str(out),
+        "--method",
+        "fgm",
+        "--epsilon",
+        "0.1",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "24",
+        "--vocab-size",
+        "200",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
@@ -130,3 +100,43 @@ def test_advnlp_train_with_two_processes(tmp_path):
     assert results["steps"] == 2 * 64 // (8 * 2)  # 2 epochs of a global batch of 16
     assert result.stdout.count("best epoch") == 1  # printed by rank 0 only
     assert (out / "model" / "model.safetensors").exists()
+
+
+def test_advnlp_compare_with_two_processes(tmp_path):
+    import json
+
+    from .cli_data import write_splits
+
+    train, dev = write_splits(tmp_path / "data", train=48, dev=16)
+    out = tmp_path / "cmp"
+    result = torchrun(
+        "-m",
+        "advnlp",
+        "compare",
+        "--train",
+        str(train),
+        "--dev",
+        str(dev),
+        "--output",
+        str(out),
+        "--methods",
+        "none,fgm",
+        "--epsilon",
+        "0.1",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "24",
+        "--vocab-size",
+        "200",
+        "--model",
+        "scratch-tiny",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert {r["id"] for r in summary["runs"]} == {"none-seed0", "fgm-eps0.1-seed0"}
+    assert result.stdout.count("summary:") == 1

@@ -3,60 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+from .launch import python, torchrun
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "accelerate_loop.py"
 
 pytest.importorskip("snownlp")
 
 
 def test_accelerate_loop_single_process():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "accelerate_loop.py"),
-            "--steps",
-            "3",
-            "--examples",
-            "200",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    result = python(str(EXAMPLE), "--steps", "3", "--examples", "200")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done: fgm for 3 steps on 1 process(es)" in result.stdout
 
 
 def test_accelerate_loop_two_processes():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            str(ROOT / "examples" / "accelerate_loop.py"),
-            "--steps",
-            "3",
-            "--examples",
-            "200",
-            "--method",
-            "gp",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=300,
-    )
+    result = torchrun(str(EXAMPLE), "--steps", "3", "--examples", "200", "--method", "gp")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "done: gp for 3 steps on 2 process(es)" in result.stdout
 

