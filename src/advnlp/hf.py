@@ -77,12 +77,15 @@ class AdversarialTrainerMixin:
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
 
-        if self.loss_is_scaled_for_ga is not None:
-            scaled_for_ga = self.loss_is_scaled_for_ga
-        else:
+        # getattr: these attributes came and went across transformers 5.x releases.
+        scaled_for_ga = getattr(self, "loss_is_scaled_for_ga", None)
+        if scaled_for_ga is None:
             scaled_for_ga = (
-                self.model_accepts_loss_kwargs and num_items_in_batch is not None
-            ) or self.compute_loss_func is not None
+                getattr(self, "model_accepts_loss_kwargs", False) and num_items_in_batch is not None
+            ) or getattr(self, "compute_loss_func", None) is not None
+        accumulation = getattr(
+            self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps
+        )
 
         def closure() -> torch.Tensor:
             with self.compute_loss_context_manager():
@@ -92,7 +95,7 @@ class AdversarialTrainerMixin:
             if not scaled_for_ga:
                 # Scale in the closure, not in backward: the gradient penalty then sees the
                 # same per-example gradients as with one big batch.
-                loss = loss / self.current_gradient_accumulation_steps
+                loss = loss / accumulation
             return loss
 
         return self.adversary(model).backward(closure, backward=self.accelerator.backward)
