@@ -28,31 +28,12 @@ def test_train_on_a_real_sample(tmp_path, folder, train, dev, labels):
 
     data = _need(SHARED / folder)
     out = tmp_path / folder
-    code = main(
-        [
-            "train",
-            "--train",
-            str(data / train),
-            "--dev",
-            str(data / dev),
-            "--method",
-            "fgm",
-            "--epsilon",
-            "0.1",
-            "--max-train-examples",
-            "1500",
-            "--max-dev-examples",
-            "300",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "32",
-            "--max-length",
-            "48",
-            "--output",
-            str(out),
-        ]
-    )
+    code = main([
+        "train", "--train", str(data / train), "--dev", str(data / dev),
+        "--method", "fgm", "--epsilon", "0.05", "--model", "scratch-tiny",
+        "--max-train-examples", "4000", "--max-dev-examples", "300", "--epochs", "3",
+        "--batch-size", "32", "--max-length", "48", "--output", str(out),
+    ])  # fmt: skip
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert len(results["labels"]) == labels
