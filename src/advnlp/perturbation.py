@@ -67,38 +67,16 @@ class Perturbation:
             rows[keys == padding_idx] = 0  # nn.Embedding never updates its padding row
         return cls(scope, [rows], keys)
 
-    @classmethod
-    def uniform(
-        cls,
-        scope: str,
-        ids: Sequence[Tensor],
-        like: Sequence[Tensor],
-        padding_idx: int | None,
-        magnitude: float,
-    ) -> Perturbation:
-        """FreeLB's random start: U(-1, 1) per coordinate, times magnitude / sqrt(dimensions).
-
-        ``dimensions`` counts the non-padding coordinates of one example (example scope) or of
-        all the batch's rows (token scope), so the start has norm ~ magnitude / sqrt(3).
-        """
-        dtype = work_dtype(like[0].dtype)
-        width = like[0].shape[-1]
-        if scope == "token":
-            keys = torch.unique(torch.cat([i.reshape(-1) for i in ids]), sorted=True)
-            rows = torch.empty(len(keys), width, dtype=dtype, device=keys.device).uniform_(-1, 1)
-            real = torch.ones_like(keys, dtype=torch.bool)
-            if padding_idx is not None:
-                real = keys != padding_idx
-                rows[~real] = 0
-            dims = (real.sum() * width).clamp_min(1).to(dtype)
-            return cls(scope, [rows * (magnitude / dims.sqrt())], keys)
-        parts = []
-        for i, x in zip(ids, like, strict=True):
-            noise = torch.empty_like(x, dtype=dtype).uniform_(-1, 1)
-            mask = _mask(i, padding_idx, noise)
-            dims = (_example_sum(mask) * width).clamp_min(1)
-            parts.append(noise * mask * (magnitude / dims.sqrt()))
-        return cls(scope, parts)
+    @staticmethod
+    def random_start(
+        ids: Tensor, like: Tensor, padding_idx: int | None, magnitude: float
+    ) -> Tensor:
+        """FreeLB's start for one embedding call, per example (B, T, H): U(-1, 1) on each
+        non-padding coordinate, times magnitude / sqrt(its example's non-padding coordinates)."""
+        noise = torch.empty_like(like, dtype=work_dtype(like.dtype)).uniform_(-1, 1)
+        mask = _mask(ids, padding_idx, noise)
+        dims = (_example_sum(mask) * like.shape[-1]).clamp_min(1)
+        return noise * mask * (magnitude / dims.sqrt())
 
     # -- arithmetic ---------------------------------------------------------------------------
     def norms(self) -> list[Tensor]:

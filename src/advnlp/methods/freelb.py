@@ -72,11 +72,10 @@ class FreeLB(AdversarialMethod):
         start: list[Tensor] = []  # the random start of each embedding call, as drawn
 
         def random_start(index: int, ids: Tensor, output: Tensor) -> Tensor:
-            drawn = Perturbation.uniform(
-                self.scope, [ids], [output], self.padding_idx, self.init_magnitude
+            start.append(
+                Perturbation.random_start(ids, output, self.padding_idx, self.init_magnitude)
             )
-            start.append(drawn.parts[0])
-            return drawn.parts[0]
+            return start[-1]
 
         offset, first_loss, delta = random_start, None, None
         for _ in range(self.steps - 1):
