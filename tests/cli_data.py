@@ -6,6 +6,9 @@ import json
 import random
 from pathlib import Path
 
+# Flags that keep a CLI run on these files to seconds.
+SMALL_RUN = ["--batch-size", "8", "--max-length", "24", "--vocab-size", "200"]
+
 POSITIVE = ["很好", "不错", "喜欢", "满意", "good", "great", "love it"]
 NEGATIVE = ["很差", "失望", "讨厌", "糟糕", "bad", "awful", "hate it"]
 FILLER = ["这本书", "酒店", "服务", "价格", "the room", "this phone", "delivery"]

@@ -15,9 +15,9 @@ pytest.importorskip("datasets")
 
 from advnlp.cli import main  # noqa: E402
 
-from .cli_data import write_splits  # noqa: E402
+from .cli_data import SMALL_RUN, write_splits  # noqa: E402
 
-FAST = ["--epochs", "1", "--batch-size", "8", "--max-length", "24", "--vocab-size", "200"]
+FAST = ["--epochs", "1", *SMALL_RUN]
 
 
 @pytest.fixture(scope="module")
@@ -301,12 +301,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     common = [
         "--epochs",
         "3",
-        "--batch-size",
-        "8",
-        "--max-length",
-        "24",
-        "--vocab-size",
-        "200",
+        *SMALL_RUN,
         "--method",
         "fgm",
         "--seed",

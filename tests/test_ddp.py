@@ -67,7 +67,7 @@ def test_advnlp_train_with_two_processes(tmp_path):
     """The CLI under torchrun: the Trainer distributes, rank 0 alone writes the results."""
     import json
 
-    from .cli_data import write_splits
+    from .cli_data import SMALL_RUN, write_splits
 
     train, dev = write_splits(tmp_path / "data", train=64, dev=16)
     out = tmp_path / "run"
@@ -87,12 +87,7 @@ def test_advnlp_train_with_two_processes(tmp_path):
         "0.1",
         "--epochs",
         "2",
-        "--batch-size",
-        "8",
-        "--max-length",
-        "24",
-        "--vocab-size",
-        "200",
+        *SMALL_RUN,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
@@ -105,7 +100,7 @@ def test_advnlp_train_with_two_processes(tmp_path):
 def test_advnlp_compare_with_two_processes(tmp_path):
     import json
 
-    from .cli_data import write_splits
+    from .cli_data import SMALL_RUN, write_splits
 
     train, dev = write_splits(tmp_path / "data", train=48, dev=16)
     out = tmp_path / "cmp"
@@ -127,12 +122,7 @@ def test_advnlp_compare_with_two_processes(tmp_path):
         "0",
         "--epochs",
         "1",
-        "--batch-size",
-        "8",
-        "--max-length",
-        "24",
-        "--vocab-size",
-        "200",
+        *SMALL_RUN,
         "--model",
         "scratch-tiny",
     )

@@ -20,19 +20,12 @@ except ImportError:
 import advnlp
 from advnlp.lightning import AdversarialMixin
 
-from .models import tiny_bert
+from .models import SETTINGS, tiny_bert
 
 # Lightning 2.6 with torch >= 2.10 (not ours): pytree's LeafSpec check is deprecated.
 pytestmark = pytest.mark.filterwarnings(r"ignore:`isinstance\(treespec, LeafSpec\)`:FutureWarning")
 
 VOCAB, HIDDEN, LABELS, BATCH = 20, 8, 3, 4
-SETTINGS = {
-    "none": {},
-    "fgm": {"epsilon": 0.5},
-    "gp": {"epsilon": 1.0},
-    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2},
-    "freelb": {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0},
-}
 assert set(SETTINGS) == set(advnlp.method_names())
 
 

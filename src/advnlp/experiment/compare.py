@@ -150,10 +150,11 @@ def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = 
             continue
         if prepared is None:  # load data and make the tokenizer once, only if a run needs them
             prepared = prepare_data(config.base)
-            if main:  # trains (scratch-small) and saves it; the other ranks load it
+            if main:  # trains (scratch models) and saves it
                 prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
             processes.wait_for_everyone()
-            prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
+            if not main:  # loads what rank 0 saved
+                prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
         resume = (folder / "run.json").exists()
         results.append(run(run_config, resume=resume, prepared=prepared, progress=False))
         if main:

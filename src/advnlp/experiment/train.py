@@ -392,15 +392,16 @@ def _trainer(
     return trainer
 
 
+def _predicted(predictions: Any) -> Any:
+    """Predicted label ids from the Trainer's predictions (logits, or a tuple led by them)."""
+    logits = predictions[0] if isinstance(predictions, tuple) else predictions
+    return logits.argmax(-1)
+
+
 def _metrics(prediction: Any) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    logits = (
-        prediction.predictions[0]
-        if isinstance(prediction.predictions, tuple)
-        else prediction.predictions
-    )
-    predicted = logits.argmax(-1)
+    predicted = _predicted(prediction.predictions)
     return {
         "accuracy": float(accuracy_score(prediction.label_ids, predicted)),
         "macro_f1": float(f1_score(prediction.label_ids, predicted, average="macro")),
@@ -455,8 +456,7 @@ def _results(
     epochs = _epochs(trainer.state.log_history)
     best = max(epochs, key=lambda e: e["dev_accuracy"]) if epochs else None
     step_times = [e["step_time_s"] for e in epochs if e.get("step_time_s") is not None]
-    dev_pred = dev_out.predictions
-    dev_pred = (dev_pred[0] if isinstance(dev_pred, tuple) else dev_pred).argmax(-1)
+    dev_pred = _predicted(dev_out.predictions)
     return {
         "config": config.to_json(),
         "labels": prepared.labels,
