@@ -151,8 +151,7 @@ def _write(
 ) -> None:
     from safetensors.numpy import save_file
 
-    charsmap_ok = sentencepiece.check_charsmap  # a wrong normalization would be silent
-    charsmap_ok(charsmap, model.normalization)
+    sentencepiece.check_charsmap(charsmap, model.normalization)  # else it would go unnoticed
     tokenizer, vocab_size = full, model.vocab_size
     if rows is not None:
         tokenizer = sentencepiece.build(
