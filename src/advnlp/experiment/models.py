@@ -1,4 +1,5 @@
-"""Models and tokenizers for experiments: any Hugging Face name or path, or a scratch BERT.
+"""Models and tokenizers for experiments: any Hugging Face name or path, an offline encoder
+(``e5-small``, ``minilm``: see ``advnlp.pretrained`` and OFFLINE_MODELS), or a scratch BERT.
 
 ``scratch-small`` is a small BERT (4 layers, hidden 256, 4 heads) initialised at random, with a
 WordPiece tokenizer trained on the training split by the ``tokenizers`` library: BERT's
@@ -124,27 +125,101 @@ def _source(name: str) -> dict[str, Any]:
     return {"local_files_only": not hub_reachable()}
 
 
-def load_pretrained_tokenizer(name: str) -> Any:
+def load_pretrained_tokenizer(
+    name: str, *, texts: Iterable[str] = (), layers: int | None = None
+) -> Any:
+    """The tokenizer of a Hub name, a folder or an offline model (e5-small is trimmed to
+    ``texts`` and built with ``layers`` layers, so that the model's folder is ready too)."""
     from transformers import AutoTokenizer
 
+    if name in OFFLINE_MODELS:
+        name = offline_folder(name, texts=texts, layers=layers)
     try:
         return AutoTokenizer.from_pretrained(name, **_source(name))
     except (OSError, ValueError) as error:
         raise _hub_error(name, "tokenizer", error) from None
 
 
-def load_pretrained_model(name: str, labels: list[str]) -> Any:
-    """A Hub name or local folder, with a fresh classification head for ``labels``."""
-    from transformers import AutoModelForSequenceClassification
+def load_pretrained_model(
+    name: str, labels: list[str], *, layers: int | None = None, tokenizer: Any = None
+) -> Any:
+    """A Hub name, local folder or offline model, with a fresh classification head for
+    ``labels``; ``layers`` keeps the first layers only. An offline e5-small takes the
+    vocabulary of ``tokenizer`` (the one ``load_pretrained_tokenizer`` gave)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    if name in OFFLINE_MODELS:
+        name = offline_folder(name, tokenizer=tokenizer, layers=layers)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected here
     try:
+        if layers is not None:
+            total = getattr(
+                AutoConfig.from_pretrained(name, **_source(name)), "num_hidden_layers", None
+            )
+            if total is None or layers > total:
+                raise UsageError(f"--layers {layers}: {name} has {total or 'no'} layers to keep")
         return AutoModelForSequenceClassification.from_pretrained(
-            name, ignore_mismatched_sizes=True, **label_config(labels), **_source(name)
+            name,
+            ignore_mismatched_sizes=True,
+            **label_config(labels),
+            **({} if layers is None else {"num_hidden_layers": layers}),
+            **_source(name),
         )
+    except UsageError:
+        raise
     except (OSError, ValueError) as error:
         raise _hub_error(name, "model", error) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+# Encoders that work offline (advnlp.pretrained): CLI name -> canonical name
+OFFLINE_MODELS = {
+    "e5-small": "e5-small",
+    "multilingual-e5-small": "e5-small",
+    "minilm": "minilm",
+    "all-MiniLM-L6-v2": "minilm",
+}
+
+
+def offline_folder(
+    name: str, *, texts: Iterable[str] = (), tokenizer: Any = None, layers: int | None = None
+) -> str:
+    """The folder of an offline model. e5-small is built (once, cached) with the vocabulary
+    of ``tokenizer`` if given, else trimmed to ``texts``; MiniLM is the installed package's."""
+    from .. import pretrained
+
+    if OFFLINE_MODELS[name] == "e5-small" and layers is not None and not 1 <= layers <= 12:
+        raise UsageError(f"--layers {layers}: e5-small has 12 layers; keep 1 to 12")
+    try:
+        if OFFLINE_MODELS[name] == "minilm":
+            return str(pretrained.minilm())
+        if tokenizer is not None:
+            pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+            return str(pretrained.e5_small(pieces=pieces, layers=layers))
+        return str(pretrained.e5_small(list(texts), layers=layers))
+    except ModuleNotFoundError as error:
+        raise UsageError(f"--model {name}: {error}") from None
+
+
+def model_size(tokenizer: Any, model: Any) -> dict[str, Any]:
+    """Vocabulary (count and SHA-256 of the pieces in id order: for e5-small, the kept
+    pieces), layers and parameters of a run's model, for results.json."""
+    from ..pretrained import vocabulary_hash
+
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return {
+        "pieces": len(pieces),
+        "pieces_sha256": vocabulary_hash(pieces),
+        "layers": getattr(model.config, "num_hidden_layers", None),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def split_texts(split: Any) -> list[str]:
+    """Every text of a data.Split (both sides of sentence pairs)."""
+    dataset = split.dataset
+    pair = list(dataset["text_pair"]) if "text_pair" in dataset.column_names else []
+    return list(dataset["text"]) + pair

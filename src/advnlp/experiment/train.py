@@ -32,7 +32,9 @@ from .models import (
     SCRATCH_SIZES,
     load_pretrained_model,
     load_pretrained_tokenizer,
+    model_size,
     scratch_model,
+    split_texts,
     train_tokenizer,
 )
 
@@ -66,6 +68,7 @@ class RunConfig:
     weight_decay: float = 0.01
     vocab_size: int = 8000
     keep_checkpoints: bool = False
+    layers: int | None = None  # keep the first K layers of a pretrained model (None: all)
 
     @property
     def learning_rate(self) -> float:
@@ -98,10 +101,15 @@ class RunConfig:
             ),
             ("--precision", self.precision, self.precision in ("fp32", "bf16", "fp16")),
             ("--vocab-size", self.vocab_size, self.vocab_size >= 100),
+            ("--layers", self.layers, self.layers is None or self.layers >= 1),
         ]
         for flag, value, ok in checks:
             if not ok:
                 raise UsageError(f"{flag}: {value!r} is out of range")
+        if self.layers is not None and self.model in SCRATCH_SIZES:
+            raise UsageError(
+                f"--layers: {self.model} has a fixed size; --layers is for pretrained models"
+            )
         check(self.method, **self.method_kwargs)  # ConfigError naming the bad value
 
     def to_json(self) -> dict[str, Any]:
@@ -152,8 +160,10 @@ def make_tokenizer(config: RunConfig, prepared: Prepared, folder: Path | None = 
         tokenizer = train_tokenizer(
             texts, vocab_size=config.vocab_size, max_length=config.max_length
         )
-    else:
-        tokenizer = load_pretrained_tokenizer(config.model)
+    else:  # an offline e5-small keeps the pieces of the run's texts (see OFFLINE_MODELS)
+        splits = [s for s in (prepared.train, prepared.dev, prepared.test) if s is not None]
+        texts = (text for split in splits for text in split_texts(split))
+        tokenizer = load_pretrained_tokenizer(config.model, texts=texts, layers=config.layers)
     if folder is not None:
         write_folder_atomic(folder, tokenizer.save_pretrained)
     return tokenizer
@@ -165,7 +175,9 @@ def make_model(config: RunConfig, prepared: Prepared) -> Any:
     set_seed(config.seed)  # the same seed gives the same initial weights in every method
     if config.model in SCRATCH_SIZES:
         return scratch_model(prepared.tokenizer, prepared.labels, config.max_length, config.model)
-    return load_pretrained_model(config.model, prepared.labels)
+    return load_pretrained_model(
+        config.model, prepared.labels, layers=config.layers, tokenizer=prepared.tokenizer
+    )
 
 
 def encode(split: Any, tokenizer: Any, labels: list[str], max_length: int) -> Any:
@@ -293,6 +305,7 @@ def run(
     test_out = trainer.predict(test, metric_key_prefix="test") if test is not None else None
     results = _results(config, prepared, trainer, dev_out, test_out, runtime, checkpoint)
     results["world_size"] = processes.num_processes
+    results["model_size"] = model_size(prepared.tokenizer, trainer.model)  # pieces, layers
 
     def save_model(folder: Path) -> None:
         trainer.model.save_pretrained(folder)
