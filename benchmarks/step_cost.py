@@ -38,7 +38,13 @@ import advnlp
 
 
 class PeakMemory(TorchDispatchMode):
-    """Peak bytes of live tensor storages created while active (views counted once)."""
+    """Peak bytes of live tensor storages allocated while active.
+
+    Each storage counts once, from the op that allocated it until it is freed (a weakref on the
+    storage tells when). An op whose output shares storage with one of its inputs allocated
+    nothing: views (``detach``, ``view``, ``t``), in-place writes (``add_``, ``copy_``) and
+    ``out=`` ops; counting their outputs would count a parameter again each time it is viewed.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,9 +52,11 @@ class PeakMemory(TorchDispatchMode):
         self._seen: dict[int, weakref.ref] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        held = {_storage_key(t) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for tensor in tree_leaves(out):
-            if isinstance(tensor, torch.Tensor):
+            if isinstance(tensor, torch.Tensor) and _storage_key(tensor) not in held:
                 self._track(tensor)
         return out
 
@@ -65,6 +73,10 @@ class PeakMemory(TorchDispatchMode):
     def _free(self, key: int, size: int) -> None:
         if self._seen.pop(key, None) is not None:
             self.live -= size
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
 
 
 class TwoPlainPasses:
