@@ -183,7 +183,8 @@ class AdversarialMethod:
         if not direction.is_finite():
             warnings.warn(
                 f"{type(self).__name__}: the gradient of the embedding output is not finite "
-                "(inf/nan, e.g. fp16 overflow); this ascent step is not taken",
+                "(inf/nan, e.g. fp16 overflow); this ascent step is not taken (with no step "
+                "taken, the step is not perturbed)",
                 RuntimeWarning,
                 stacklevel=3,
             )
