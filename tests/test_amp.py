@@ -141,7 +141,7 @@ def test_gradient_penalty_squares_half_gradients_in_float32(dtype):
 # `backward` never sees: they must scale the loss themselves.
 SCALED = {
     "fgm": {"epsilon": 0.5, "adversarial_only": True},
-    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2},
+    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "adversarial_only": True},
     "gp": {"epsilon": 1.0},
 }
 
