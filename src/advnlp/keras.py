@@ -24,6 +24,10 @@ either again replaces the previous switch (one at a time).
   during training steps only, so it applies to whatever loss ``compile`` was given
   (sample weights and regularisers included); evaluation reports the plain loss.
 
+A non-finite gradient (inf/nan, e.g. fp16 overflow) is never used: with a RuntimeWarning,
+``adversarial_training`` runs Keras' plain step unperturbed, and ``gradient_penalty`` trains
+on the plain loss.
+
 Keras layers under the torch backend bypass ``nn.Module.__call__``, so torch forward hooks do
 not fire: the embedding layer's ``call`` is wrapped for the duration of a step instead. Like
 the PyTorch core, the perturbation is added to the lookup output, never written into the
