@@ -9,7 +9,11 @@ perturbation from, and the test can tell the skipped step from a poisoned one.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +22,7 @@ from torch import Tensor, nn
 
 import advnlp
 
+from .launch import ENV
 from .models import HIDDEN, LABELS, PAD, VOCAB, grads, token_batch
 
 
@@ -131,3 +136,69 @@ def test_trained_embedding_gets_no_nan(name, kwargs, expected):
     for param, value in grads(model).items():
         assert not torch.isnan(value).any(), f"{param}: nan in .grad"
     _assert_equal(model, _expected(name, kwargs, expected, frozen=False), skip=("tokens.weight",))
+
+
+def _ddp_worker(out: str) -> None:
+    """Run by 2 torchrun ranks: each takes half the batch; the overflow hits rank 0 only."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
+    rank = dist.get_rank()
+    half = slice(2 * rank, 2 * rank + 2)
+    model = Overflowing("first" if rank == 0 else "never", frozen=True)
+    ddp = nn.parallel.DistributedDataParallel(model)
+    results = {}
+    for scope in ("example", "token"):
+        model.calls = 0
+        ddp.zero_grad(set_to_none=True)
+        adv = advnlp.FGM(ddp, epsilon=0.5, scope=scope)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            adv.backward(lambda: ddp(IDS[half], LABELS_[half]))
+        results[scope] = (grads(model), any("not finite" in str(w.message) for w in caught))
+    torch.save(results, Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_rank_that_skips_still_joins_the_all_reduce(tmp_path):
+    """Example scope: rank 0 skips (its clean gradients were left un-reduced under no_sync),
+    rank 1 perturbs; both must all-reduce once, no hang, and get the mean of rank 0's plain
+    gradients and rank 1's FGM gradients. Token scope shares one norm: both ranks skip."""
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        + ["-m", "tests.test_nonfinite", str(tmp_path)],
+        cwd=Path(__file__).parents[1],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+    def half_grads(rank: int, method: str, **kwargs) -> dict:
+        model = Overflowing("never", frozen=True)
+        half = slice(2 * rank, 2 * rank + 2)
+        advnlp.build(method, model, **kwargs).backward(lambda: model(IDS[half], LABELS_[half]))
+        return grads(model)
+
+    plain = [half_grads(r, "none") for r in range(2)]
+    fgm_rank1 = half_grads(1, "fgm", epsilon=0.5, scope="example")
+    expected = {
+        "example": {k: (plain[0][k] + fgm_rank1[k]) / 2 for k in plain[0]},
+        "token": {k: (plain[0][k] + plain[1][k]) / 2 for k in plain[0]},
+    }
+    warned = {"example": [True, False], "token": [True, True]}
+    for scope in ("example", "token"):
+        for rank, result in enumerate(ranks):
+            got, did_warn = result[scope]
+            assert did_warn == warned[scope][rank], (scope, rank)
+            for param, value in got.items():
+                assert torch.isfinite(value).all(), (scope, rank, param)
+                torch.testing.assert_close(
+                    value, expected[scope][param], rtol=1e-5, atol=1e-7, msg=param
+                )
+
+
+if __name__ == "__main__":
+    _ddp_worker(sys.argv[1])
