@@ -10,10 +10,11 @@ and the ratio of medians to the baseline.
 
 Memory: the peak of live tensor bytes allocated during one ``adv.backward`` (parameters and
 optimizer state excluded: they exist before the step), tracked by a TorchDispatchMode that sees
-every allocation, autograd's included. "extra" is that peak minus the baseline's. Any method
-that accumulates clean + adversarial gradients holds a full set of parameter gradients through
-its second pass; the "2 plain passes" row has that cost alone, so the peak over it is what the
-perturbation itself costs.
+every allocation, autograd's included; each storage counts once, from its allocation to its
+free, and views or in-place writes of existing tensors are not counted. "extra" is that peak
+minus the baseline's. Any method that accumulates clean + adversarial gradients holds a full
+set of parameter gradients through its second pass; the "2 plain passes" row has that cost
+alone, so the peak over it is what the perturbation itself costs.
 
 "fgm (matrix backup)" is the popular whole-matrix recipe, written here for comparison: it adds
 epsilon * E.grad / ||E.grad|| to the weight in place, runs the second pass, and copies the weight
@@ -240,7 +241,7 @@ def main() -> None:
         backup = peak["fgm (matrix backup)"] - peak["2 plain passes"]
         print(
             f"memory of the perturbation itself (peak over '2 plain passes'): fgm (token) "
-            f"{ours:.1f} MiB, matrix backup {backup:.1f} MiB: {backup / max(ours, 1e-9):.0f}x less"
+            f"{ours:.1f} MiB, matrix backup {backup:.1f} MiB ({backup / max(ours, 1e-9):.0f}x)"
         )
     if args.json:
         with open(args.json, "w") as f:
