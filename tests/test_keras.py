@@ -284,7 +284,9 @@ def test_gradient_penalty_keeps_float64():
     """A float64 model's penalty is squared in float64: with a loss of ~1e-24 the squared
     gradients (~1e-51) underflow to 0 in float32 but not in float64, and an epsilon of 1e26
     makes that penalty about as large as the loss, so a float32 cast would drop it."""
+    policy = keras.config.dtype_policy()
     keras.config.set_floatx("float64")  # Keras' compiled loss follows floatx
+    keras.config.set_dtype_policy("float64")  # and the layers the dtype policy
     try:
         x, y = batch(6)
         model, plain = keras_model(6), keras_model(6)
@@ -300,5 +302,6 @@ def test_gradient_penalty_keeps_float64():
         loss = plain.train_on_batch(x, y, return_dict=True)["loss"]
     finally:
         keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy(policy)
     assert all(g.dtype == torch.float64 and torch.isfinite(g).all() for g in keras_grads(model))
     assert penalised > 1.1 * loss  # the penalty is there
