@@ -10,10 +10,11 @@ and the ratio of medians to the baseline.
 
 Memory: the peak of live tensor bytes allocated during one ``adv.backward`` (parameters and
 optimizer state excluded: they exist before the step), tracked by a TorchDispatchMode that sees
-every allocation, autograd's included. "extra" is that peak minus the baseline's. Any method
-that accumulates clean + adversarial gradients holds a full set of parameter gradients through
-its second pass; the "2 plain passes" row has that cost alone, so the peak over it is what the
-perturbation itself costs.
+every allocation, autograd's included; each storage counts once, from its allocation to its
+free, and views or in-place writes of existing tensors are not counted. "extra" is that peak
+minus the baseline's. Any method that accumulates clean + adversarial gradients holds a full
+set of parameter gradients through its second pass; the "2 plain passes" row has that cost
+alone, so the peak over it is what the perturbation itself costs.
 
 "fgm (matrix backup)" is the popular whole-matrix recipe, written here for comparison: it adds
 epsilon * E.grad / ||E.grad|| to the weight in place, runs the second pass, and copies the weight
@@ -38,7 +39,13 @@ import advnlp
 
 
 class PeakMemory(TorchDispatchMode):
-    """Peak bytes of live tensor storages created while active (views counted once)."""
+    """Peak bytes of live tensor storages allocated while active.
+
+    Each storage counts once, from the op that allocated it until it is freed (a weakref on the
+    storage tells when). An op whose output shares storage with one of its inputs allocated
+    nothing: views (``detach``, ``view``, ``t``), in-place writes (``add_``, ``copy_``) and
+    ``out=`` ops; counting their outputs would count a parameter again each time it is viewed.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -46,9 +53,11 @@ class PeakMemory(TorchDispatchMode):
         self._seen: dict[int, weakref.ref] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        held = {_storage_key(t) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for tensor in tree_leaves(out):
-            if isinstance(tensor, torch.Tensor):
+            if isinstance(tensor, torch.Tensor) and _storage_key(tensor) not in held:
                 self._track(tensor)
         return out
 
@@ -65,6 +74,10 @@ class PeakMemory(TorchDispatchMode):
     def _free(self, key: int, size: int) -> None:
         if self._seen.pop(key, None) is not None:
             self.live -= size
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
 
 
 class TwoPlainPasses:
@@ -228,7 +241,7 @@ def main() -> None:
         backup = peak["fgm (matrix backup)"] - peak["2 plain passes"]
         print(
             f"memory of the perturbation itself (peak over '2 plain passes'): fgm (token) "
-            f"{ours:.1f} MiB, matrix backup {backup:.1f} MiB: {backup / max(ours, 1e-9):.0f}x less"
+            f"{ours:.1f} MiB, matrix backup {backup:.1f} MiB ({backup / max(ours, 1e-9):.0f}x)"
         )
     if args.json:
         with open(args.json, "w") as f:

@@ -101,13 +101,24 @@ def test_model_without_trainable_parameters():
         advnlp.FGM(model)
 
 
-def test_frozen_embedding_is_still_perturbed():
+def _lstm_inputs(frozen: bool) -> tuple[list[torch.Tensor], torch.nn.Module]:
+    """What the LSTM received in each pass of one FGM step (embedding frozen or not)."""
     case = plain_lstm()
-    case.model.tokens.requires_grad_(False)
-    adv = advnlp.FGM(case.model, epsilon=1.0)
-    adv.backward(case.closure)
-    assert case.model.tokens.weight.grad is None
-    assert case.model.head.weight.grad is not None
+    case.model.tokens.requires_grad_(not frozen)
+    seen = []
+    case.model.lstm.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    advnlp.FGM(case.model, epsilon=1.0).backward(case.closure)
+    return seen, case.model
+
+
+def test_frozen_embedding_is_still_perturbed():
+    seen, model = _lstm_inputs(frozen=True)
+    assert model.tokens.weight.grad is None
+    assert model.head.weight.grad is not None
+    clean, adversarial = seen
+    assert (adversarial - clean).abs().max() > 1e-3, "the second pass was not perturbed"
+    # exactly the perturbation the trained embedding gets
+    torch.testing.assert_close(adversarial - clean, _lstm_inputs(frozen=False)[0][1] - clean)
 
 
 def test_model_must_be_a_module():

@@ -47,24 +47,38 @@ METHOD_SETTINGS = {
 
 @st.composite
 def batches(draw, min_length=1):
+    """Random ids; in at least a third of the batches, rows end in a ragged run of padding."""
     batch, length = draw(st.integers(1, 5)), draw(st.integers(min_length, 9))
     ids = torch.tensor(
         draw(
             st.lists(
-                st.lists(st.integers(0, VOCAB - 1), min_size=length, max_size=length),
+                st.lists(st.integers(1, VOCAB - 1), min_size=length, max_size=length),
                 min_size=batch,
                 max_size=batch,
             )
         )
     )
-    ids[:, 0] = ids[:, 0].clamp_min(1)  # at least one real token per row
+    padding = draw(st.sampled_from(["ragged", "none", "ragged", "scattered"]))
+    if padding == "ragged":
+        for row in range(batch):  # keep min_length real tokens in each row
+            ids[row, draw(st.integers(min_length, length)) :] = PAD
+    elif padding == "scattered":  # padding ids anywhere but the first position
+        ids[:, 1:][ids[:, 1:] > VOCAB - 10] = PAD
     return ids
+
+
+# Perturbing methods dominate: with `none` the bit-identical check cannot fail.
+PERTURBING = [name for name in advnlp.method_names() if name != "none"]
 
 
 @st.composite
 def method_and_settings(draw):
-    name = draw(st.sampled_from(advnlp.method_names()))
+    name = draw(st.sampled_from(PERTURBING * 6 + ["none"]))
     return name, draw(METHOD_SETTINGS[name])
+
+
+# A fresh seed for the weights of each case (drawn integers would repeat small values).
+SEEDS = st.randoms(use_true_random=False)
 
 
 def _snapshot(model):
@@ -88,20 +102,26 @@ def _check_restored(case, name, kwargs):
         assert not adv.embedding._forward_hooks  # the hook lives only inside backward()
 
 
-@settings(max_examples=900, deadline=None, derandomize=True)
-@given(ids=batches(), method=method_and_settings())
-def test_parameters_bit_identical_plain_model(ids, method):
-    """900 random (batch, padding, method, settings) cases on a plain LSTM model."""
-    case = plain_lstm(torch.float32, ids=ids)
+@settings(max_examples=600, deadline=None, derandomize=True)
+@given(ids=batches(), method=method_and_settings(), weights=SEEDS)
+def test_parameters_bit_identical_plain_model(ids, method, weights):
+    """600 random (weights, batch, padding, method, settings) cases on a plain LSTM model."""
+    case = plain_lstm(torch.float32, ids=ids, seed=weights.getrandbits(31))
     _check_restored(case, *method)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
-@given(ids=batches(min_length=2), method=method_and_settings(), tied=st.booleans())
-def test_parameters_bit_identical_transformers(ids, method, tied):
-    """150 random cases on a tiny BERT or a tiny tied-embedding GPT-2 (>= 2 tokens: a causal
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(
+    ids=batches(min_length=2),
+    method=method_and_settings(),
+    tied=st.booleans(),
+    weights=SEEDS,
+)
+def test_parameters_bit_identical_transformers(ids, method, tied, weights):
+    """100 random cases on a tiny BERT or a tiny tied-embedding GPT-2 (>= 2 tokens: a causal
     LM has nothing to predict from one)."""
-    case = tiny_gpt2(torch.float32, ids=ids) if tied else tiny_bert(torch.float32, ids=ids)
+    make = tiny_gpt2 if tied else tiny_bert
+    case = make(torch.float32, ids=ids, seed=weights.getrandbits(31))
     _check_restored(case, *method)
 
 

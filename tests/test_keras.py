@@ -53,12 +53,12 @@ def compiled(model: keras.Model, learning_rate: float = 0.0) -> keras.Model:
 class TorchTwin(nn.Module):
     """The same network in plain PyTorch, holding copies of the Keras weights."""
 
-    def __init__(self, model: keras.Model) -> None:
+    def __init__(self, model: keras.Model, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         matrix = model.get_layer(NAME).get_weights()[0]
         kernel, bias = model.get_layer("head").get_weights()
-        self.tokens = nn.Embedding(VOCAB, DIM)
-        self.head = nn.Linear(DIM, LABELS)
+        self.tokens = nn.Embedding(VOCAB, DIM, dtype=dtype)
+        self.head = nn.Linear(DIM, LABELS, dtype=dtype)
         with torch.no_grad():
             self.tokens.weight.copy_(torch.from_numpy(matrix))
             self.head.weight.copy_(torch.from_numpy(kernel.T))
@@ -233,3 +233,75 @@ def test_import_is_lazy_and_a_wrong_backend_is_explained():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "KERAS_BACKEND=torch" in done.stdout and "'jax'" in done.stdout
+
+
+class OverflowWhenArmed(keras.layers.Layer):
+    """Identity; while ``armed``, the next training call's gradient on the way back is +inf
+    (an fp16-style overflow at the embedding output), then it disarms."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.armed = False
+
+    def call(self, x):
+        if self.armed and isinstance(x, Tensor) and torch.is_grad_enabled():
+            from .test_nonfinite import InfGradient
+
+            self.armed = False
+            return InfGradient.apply(x)
+        return x
+
+
+def overflowing_model(seed: int = 5) -> keras.Model:
+    """The tiny model with a frozen embedding (no weight sits before the overflow)."""
+    keras.utils.set_random_seed(seed)
+    ids = keras.Input(shape=(LENGTH,), dtype="int32")
+    e = keras.layers.Embedding(VOCAB, DIM, name=NAME, trainable=False)(ids)
+    e = OverflowWhenArmed(name="overflow")(e)
+    h = keras.layers.GlobalAveragePooling1D()(e)
+    logits = keras.layers.Dense(LABELS, name="head")(h)
+    return keras.Model(ids, logits, name="overflowing")
+
+
+@pytest.mark.parametrize("switch", [adversarial_training, gradient_penalty])
+def test_overflow_in_the_first_pass_gives_the_plain_step(switch):
+    """An inf gradient at the embedding output in the first pass only: the step must be Keras'
+    plain one (no nan from inf * 0 in a zeroed perturbation, no inf penalty)."""
+    x, y = batch(5)
+    model = switch(compiled(overflowing_model()), NAME, 0.5)
+    model.get_layer("overflow").armed = True
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        model.train_on_batch(x, y)
+    got = keras_grads(model)
+    plain = compiled(overflowing_model())
+    plain.train_on_batch(x, y)
+    for g in got:
+        assert torch.isfinite(g).all()
+    close(got, keras_grads(plain))
+
+
+def test_gradient_penalty_keeps_float64():
+    """A float64 model's penalty is squared in float64: with a loss of ~1e-24 the squared
+    gradients (~1e-51) underflow to 0 in float32 but not in float64, and an epsilon of 1e26
+    makes that penalty about as large as the loss, so a float32 cast would drop it."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_floatx("float64")  # Keras' compiled loss follows floatx
+    keras.config.set_dtype_policy("float64")  # and the layers the dtype policy
+    try:
+        x, y = batch(6)
+        model, plain = keras_model(6), keras_model(6)
+        for m in (model, plain):
+            m.compile(
+                optimizer=keras.optimizers.SGD(0.0),
+                loss=lambda t, p: (
+                    1e-24 * keras.losses.sparse_categorical_crossentropy(t, p, from_logits=True)
+                ),
+            )
+        gradient_penalty(model, NAME, 1e26)
+        penalised = model.train_on_batch(x, y, return_dict=True)["loss"]
+        loss = plain.train_on_batch(x, y, return_dict=True)["loss"]
+    finally:
+        keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy(policy)
+    assert all(g.dtype == torch.float64 and torch.isfinite(g).all() for g in keras_grads(model))
+    assert penalised > 1.1 * loss  # the penalty is there

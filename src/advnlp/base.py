@@ -170,8 +170,12 @@ class AdversarialMethod:
 
     def _direction(
         self, scope: str, run: Pass, grads: list[Tensor | None], length: float
-    ) -> Perturbation:
-        """``length`` times the unit ascent direction; zero (with a warning) if not finite."""
+    ) -> Perturbation | None:
+        """``length`` times the unit ascent direction; None (with a warning) if not finite.
+
+        A non-finite direction is never scaled, not even by 0: inf * 0 is nan, and a nan in
+        the perturbation would reach every gradient of the next pass.
+        """
         if all(g is None for g in grads):
             grads = [torch.zeros_like(out) for out in run.outputs]
         direction = Perturbation.from_gradients(scope, run.ids, grads, self.padding_idx)
@@ -179,12 +183,31 @@ class AdversarialMethod:
         if not direction.is_finite():
             warnings.warn(
                 f"{type(self).__name__}: the gradient of the embedding output is not finite "
-                "(inf/nan, e.g. fp16 overflow); this step is not perturbed",
+                "(inf/nan, e.g. fp16 overflow); this ascent step is not taken (with no step "
+                "taken, the step is not perturbed)",
                 RuntimeWarning,
                 stacklevel=3,
             )
-            return direction.scaled(0.0)
+            return None
         return direction.normalized(length)
+
+    def _plain_step(self, closure: Closure, backward: Backward, *, clean_done: bool) -> None:
+        """End a step whose perturbation was skipped, leaving ``.grad`` as a plain step would.
+
+        ``clean_done``: the clean pass already went through ``backward`` (its gradients are in
+        ``.grad``); otherwise it only built the direction, and a plain pass runs now.
+        """
+        if not clean_done:
+            backward(self._forward(closure).loss)
+        elif self._defers_sync():
+            # The clean pass ran under no_sync: a pass that adds nothing makes DDP all-reduce
+            # it (and every rank runs the same number of synced passes).
+            backward(self._forward(closure).loss * 0)
+
+    def _defers_sync(self) -> bool:
+        return isinstance(self.model, nn.parallel.DistributedDataParallel) and hasattr(
+            self.model, "no_sync"
+        )
 
     @contextlib.contextmanager
     def _local(self) -> Iterator[None]:
@@ -192,9 +215,8 @@ class AdversarialMethod:
 
         Gradients they leave in ``.grad`` are reduced together with the last pass's.
         """
-        no_sync = getattr(self.model, "no_sync", None)
-        if isinstance(self.model, nn.parallel.DistributedDataParallel) and no_sync is not None:
-            with no_sync():
+        if self._defers_sync():
+            with self.model.no_sync():
                 yield
         else:
             yield

@@ -24,6 +24,10 @@ either again replaces the previous switch (one at a time).
   during training steps only, so it applies to whatever loss ``compile`` was given
   (sample weights and regularisers included); evaluation reports the plain loss.
 
+A non-finite gradient (inf/nan, e.g. fp16 overflow) is never used: with a RuntimeWarning,
+``adversarial_training`` runs Keras' plain step unperturbed, and ``gradient_penalty`` trains
+on the plain loss.
+
 Keras layers under the torch backend bypass ``nn.Module.__call__``, so torch forward hooks do
 not fire: the embedding layer's ``call`` is wrapped for the duration of a step instead. Like
 the PyTorch core, the perturbation is added to the lookup output, never written into the
@@ -45,7 +49,7 @@ import torch
 from torch import Tensor
 
 from .errors import check_number
-from .perturbation import Perturbation
+from .perturbation import Perturbation, work_dtype
 
 _SETUP = (
     "advnlp.keras needs Keras 3 with the torch backend: `pip install 'keras>=3.3'` and set "
@@ -96,6 +100,8 @@ def adversarial_training(model: keras.Model, embedding_name: str, epsilon: float
             loss = scale_loss(loss)
         grads = torch.autograd.grad(loss, clean.outputs, allow_unused=True)
         delta = _direction(clean, list(grads), epsilon)
+        if delta is None:  # not finite: Keras' own step, unperturbed
+            return inner(data)
         with _tapped(layer, delta.offset):
             return inner(data)
 
@@ -141,11 +147,20 @@ def gradient_penalty(model: keras.Model, embedding_name: str, epsilon: float) ->
                 grads = torch.autograd.grad(
                     loss, tape.outputs, create_graph=True, allow_unused=True
                 )
-                # Squares in float32 at least: fp16 gradients overflow when squared.
-                squares = [g.float().pow(2).sum() for g in grads if g is not None]
+                # Squares in float32 at least (float64 stays float64): fp16 gradients
+                # overflow when squared.
+                squares = [g.to(work_dtype(g.dtype)).pow(2).sum() for g in grads if g is not None]
                 if not squares:
                     return loss
                 penalty = 0.5 * epsilon * torch.stack(squares).sum()
+                if not torch.isfinite(penalty):
+                    warnings.warn(
+                        "gradient_penalty: the penalty is not finite (inf/nan, e.g. fp16 "
+                        "overflow); this step trains on the plain loss",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    return loss
                 return loss + penalty.to(loss.dtype)
 
             with _attribute(model, "compute_loss", compute_loss):
@@ -213,8 +228,9 @@ def _attribute(obj: Any, name: str, value: Any) -> Iterator[None]:
             delattr(obj, name)
 
 
-def _direction(tape: _Tape, grads: list[Tensor | None], epsilon: float) -> Perturbation:
-    """epsilon * g / (||g|| + 1e-8) per vocabulary row of g = dL/dE, one global norm.
+def _direction(tape: _Tape, grads: list[Tensor | None], epsilon: float) -> Perturbation | None:
+    """epsilon * g / (||g|| + 1e-8) per vocabulary row of g = dL/dE, one global norm; None
+    (with a warning) if g is not finite: never scaled by 0, since inf * 0 is nan.
 
     No padding row is excluded: a Keras Embedding (even with ``mask_zero``) trains row 0.
     """
@@ -228,7 +244,7 @@ def _direction(tape: _Tape, grads: list[Tensor | None], epsilon: float) -> Pertu
             RuntimeWarning,
             stacklevel=3,
         )
-        return direction.scaled(0.0)
+        return None
     return direction.normalized(epsilon)
 
 

@@ -95,9 +95,6 @@ class Perturbation:
         ]
         return Perturbation(self.scope, parts, self.keys)
 
-    def scaled(self, factor: float) -> Perturbation:
-        return Perturbation(self.scope, [p * factor for p in self.parts], self.keys)
-
     def clipped(self, radius: float) -> Perturbation:
         """Projection onto the L2 ball of ``radius`` (per norm group)."""
         parts = [

@@ -31,6 +31,8 @@ class FGM(AdversarialMethod):
             underflowing when ``adversarial_only=True``).
 
     Dropout draws different masks in the clean and the adversarial pass (as in the seed).
+    A non-finite gradient of the embedding output (e.g. fp16 overflow) skips the perturbation
+    with a RuntimeWarning: ``.grad`` is then left exactly as a plain step leaves it.
 
     Example:
         >>> adv = advnlp.FGM(model, epsilon=0.5)
@@ -72,5 +74,8 @@ class FGM(AdversarialMethod):
         delta = self._direction(self.scope, clean, grads, self.epsilon)
         loss = clean.loss.detach()
         del clean, grads  # free the first pass's (B, T, H) buffers before the second pass
-        backward(self._forward(closure, delta.offset).loss)
+        if delta is None:  # not finite: no perturbation, a plain step
+            self._plain_step(closure, backward, clean_done=not self.adversarial_only)
+        else:
+            backward(self._forward(closure, delta.offset).loss)
         return loss

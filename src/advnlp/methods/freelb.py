@@ -20,6 +20,8 @@ class FreeLB(AdversarialMethod):
     Costs K forward and backward passes.
 
     Dropout draws new masks in every pass here (the reference implementation can reuse them).
+    An ascent step whose gradient is not finite (e.g. fp16 overflow) is not taken, with a
+    RuntimeWarning: delta stays where it was (the random start, if no step is taken).
 
     Args:
         model: the model the closure runs.
@@ -85,7 +87,8 @@ class FreeLB(AdversarialMethod):
             if delta is None:
                 first_loss, delta = run.loss.detach(), Perturbation(self.scope, start)
             ascent = self._direction(self.scope, run, grads, self.alpha)
-            delta = (delta + ascent).clipped(self.epsilon)
+            if ascent is not None:  # a non-finite gradient's step is not taken
+                delta = (delta + ascent).clipped(self.epsilon)
             offset = delta.offset
         run = grads = None  # keep no (B, T, H) buffers of earlier passes through the last one
         last = self._forward(closure, offset).loss

@@ -17,6 +17,9 @@ class PGD(AdversarialMethod):
     gradient of the embedding output (no parameter gradient); pass K is backpropagated.
     ``steps=K`` costs K + 1 forward passes, like the common PyTorch recipe.
 
+    An ascent step whose gradient is not finite (e.g. fp16 overflow) is not taken, with a
+    RuntimeWarning; if no step is taken, ``.grad`` is left exactly as a plain step leaves it.
+
     Args:
         model: the model the closure runs.
         epsilon: radius of the L2 ball delta stays in.
@@ -76,12 +79,16 @@ class PGD(AdversarialMethod):
             run, delta = clean, None
             for step in range(self.steps):
                 ascent = self._direction(self.scope, run, grads, self.alpha)
-                delta = (ascent if delta is None else delta + ascent).clipped(self.epsilon)
+                if ascent is not None:  # a non-finite gradient's step is not taken
+                    delta = (ascent if delta is None else delta + ascent).clipped(self.epsilon)
                 if step == self.steps - 1:
                     break
-                run = self._forward(closure, delta.offset)
+                run = self._forward(closure, None if delta is None else delta.offset)
                 grads = self._input_gradients(run)
         loss = clean.loss.detach()
         del clean, run, grads  # free the (B, T, H) buffers of the ascent passes
-        backward(self._forward(closure, delta.offset).loss)
+        if delta is None:  # no step taken (every gradient non-finite): a plain step
+            self._plain_step(closure, backward, clean_done=not self.adversarial_only)
+        else:
+            backward(self._forward(closure, delta.offset).loss)
         return loss
