@@ -5,9 +5,9 @@ for one editable unit, the strings that may replace it. Resources come from PyPI
 installed with ``advnlp[cli]`` or from the victim itself, never from the network:
 
 - ``homophone`` (Chinese): characters whose usual pinyin, tone included, is the reading of
-  the character in context (pypinyin), among the 3,500 most frequent characters of jieba's dictionary (the
-  frequency of a character: the summed frequencies of the dictionary words holding it), most
-  frequent first;
+  the character in context (pypinyin), among the 3,500 most frequent characters of jieba's
+  dictionary (the frequency of a character: the summed frequencies of the dictionary words
+  holding it), most frequent first;
 - ``variant`` (Chinese): traditional and regional forms (OpenCC ``s2t``, ``s2tw``, ``s2hk``,
   in context and alone) that OpenCC's ``t2s`` maps back to the same simplified character;
 - ``typo`` (Latin script): QWERTY-neighbour substitution, deletion, swap of two adjacent
