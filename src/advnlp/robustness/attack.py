@@ -313,37 +313,54 @@ def _pairs(examples: list[Example]) -> list[str | None] | None:
 def _embedding(
     victim: Victim, examples: list[Example], radius: float, steps: int, bar: Any
 ) -> list[ExampleResult]:
+    """PGD on the examples the model gets right (a first batched pass finds them); the others
+    are skipped at the cost of that one query, as in the discrete attacks."""
     pgd = EmbeddingPGD(victim, steps)
     labels = victim.labels
-    results = []
-    for start in range(0, len(examples), victim.batch_size):
-        part = examples[start : start + victim.batch_size]
+    first = victim.probabilities([e.text for e in examples], _pairs(examples))
+    found: dict[int, tuple[Any, Any, bool, int]] = {}  # index -> clean, adversarial, broken, q
+    correct = [i for i, e in enumerate(examples) if int(first[i].argmax()) == e.label]
+    for index in set(range(len(examples))) - set(correct):
+        found[index] = (first[index], first[index], False, 1)
+    bar.update(len(examples) - len(correct))
+    for start in range(0, len(correct), victim.batch_size):
+        indices = correct[start : start + victim.batch_size]
+        part = [examples[i] for i in indices]
         batch = victim.encode([e.text for e in part], _pairs(part), return_special_tokens_mask=True)
         gold = torch.tensor([e.label for e in part], device=victim.device)
         outcome = pgd.attack(batch, gold, radius)
-        for offset, example in enumerate(part):
-            clean, adversarial = outcome.clean[offset], outcome.adversarial[offset]
-            correct = int(clean.argmax()) == example.label
-            results.append(
-                ExampleResult(
-                    index=start + offset,
-                    text=example.text,
-                    adversarial_text=example.text,  # the perturbation lives in embedding space
-                    gold=labels[example.label],
-                    original_prediction=labels[int(clean.argmax())],
-                    adversarial_prediction=labels[int(adversarial.argmax())],
-                    original_probabilities=[round(float(p), 6) for p in clean],
-                    adversarial_probabilities=[round(float(p), 6) for p in adversarial],
-                    outcome="skipped"
-                    if not correct
-                    else ("successful" if bool(outcome.broken[offset]) else "failed"),
-                    edits=0,
-                    units=0,
-                    queries=outcome.passes,
-                    text_pair=example.text_pair,
-                )
+        for offset, index in enumerate(indices):
+            found[index] = (
+                outcome.clean[offset],
+                outcome.adversarial[offset],
+                bool(outcome.broken[offset]),
+                1 + outcome.passes,
             )
         bar.update(len(part))
+    results = []
+    for index, example in enumerate(examples):
+        clean, adversarial, broken, queries = found[index]
+        if int(clean.argmax()) != example.label:
+            outcome_name = "skipped"
+        else:
+            outcome_name = "successful" if broken else "failed"
+        results.append(
+            ExampleResult(
+                index=index,
+                text=example.text,
+                adversarial_text=example.text,  # the perturbation lives in embedding space
+                gold=labels[example.label],
+                original_prediction=labels[int(clean.argmax())],
+                adversarial_prediction=labels[int(adversarial.argmax())],
+                original_probabilities=[round(float(p), 6) for p in clean],
+                adversarial_probabilities=[round(float(p), 6) for p in adversarial],
+                outcome=outcome_name,
+                edits=0,
+                units=0,
+                queries=queries,
+                text_pair=example.text_pair,
+            )
+        )
     return results
 
 
