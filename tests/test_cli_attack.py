@@ -186,3 +186,24 @@ def test_mistakes_exit_2_with_one_line_and_write_nothing(files, tmp_path, capsys
     (foreign / "notes.txt").write_text("keep me")
     _fails(attack_args(files, foreign, "--attack", "typo"), capsys, "--output", "not empty")
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_readme_robustness_example_runs(files, tmp_path, monkeypatch):
+    import re
+    import shutil
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Robustness", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    run = tmp_path / "runs" / "fgm"
+    run.mkdir(parents=True)
+    shutil.copytree(files["model"], run / "model")
+    shutil.copy(files["dev"], tmp_path / "dev.json")
+    (run / "run.json").write_text(json.dumps({"config": {"dev": "dev.json", "max_length": 32}}))
+    (run / "results.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)
+    assert [r.attack for r in namespace["report"].results] == ["homophone"]
+    assert namespace["report"].results[0].metrics.n == 12

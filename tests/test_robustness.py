@@ -336,3 +336,5 @@ def test_metrics_match_counts_written_by_hand():
     empty = summarize([_result("skipped", 0, 3, 1)])
     assert empty.success_rate is None and empty.mean_queries is None
     assert empty.mean_perturbed_fraction is None and empty.accuracy_under_attack == 0.0
+    embedding = summarize([_result("successful", 0, 0, 11), _result("failed", 0, 0, 11)])
+    assert embedding.success_rate == 0.5 and embedding.mean_perturbed_fraction is None

@@ -73,6 +73,7 @@ def summarize(examples: list[ExampleResult]) -> Metrics:
     n = len(examples)
     attacked = [e for e in examples if e.outcome != "skipped"]
     successful = [e for e in examples if e.outcome == "successful"]
+    edited = [e for e in successful if e.units]  # the embedding attack edits no unit
     return Metrics(
         n=n,
         successful=counts["successful"],
@@ -82,7 +83,7 @@ def summarize(examples: list[ExampleResult]) -> Metrics:
         accuracy_under_attack=counts["failed"] / n if n else None,
         success_rate=len(successful) / len(attacked) if attacked else None,
         mean_perturbed_fraction=(
-            statistics.fmean(e.perturbed_fraction for e in successful) if successful else None
+            statistics.fmean(e.perturbed_fraction for e in edited) if edited else None
         ),
         mean_queries=statistics.fmean(e.queries for e in attacked) if attacked else None,
     )
