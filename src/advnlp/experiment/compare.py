@@ -5,6 +5,7 @@ same order, whatever the method, so differences between methods are not differen
 The sweep is resumable: finished runs (``results.json`` present) are skipped, interrupted ones
 resume from their last checkpoint. Layout::
 
+    .lock                        held while a process writes here (holds its pid)
     compare.json                 the comparison's configuration
     tokenizer/                   shared by all runs (scratch-small trains it once)
     runs/<method>[-eps<e>]-seed<s>/   one ``advnlp train`` output folder per run
@@ -15,14 +16,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..registry import hyperparameters, resolve
-from .io import write_json_atomic
-from .train import RunConfig, make_tokenizer, prepare_data, process_state, run
+from ..errors import ConfigError, UsageError
+from ..registry import check, hyperparameters, resolve
+from .io import (
+    LOCK_NAME,
+    check_writable,
+    folder_lock,
+    make_folder,
+    write_folder_atomic,
+    write_json_atomic,
+)
+from .train import Prepared, RunConfig, make_tokenizer, prepare_data, process_state, run
 
 
 @dataclass
@@ -62,22 +71,36 @@ class CompareConfig:
         return runs
 
     def validate(self) -> None:
+        """Raise UsageError naming the flag of the first bad value; writes nothing."""
         if not self.methods:
             raise UsageError("--methods: give at least one method, e.g. none,fgm,gp")
-        for method in self.methods:
-            resolve(method)
+        names = [_method(method) for method in self.methods]
+        if len(set(names)) != len(names):
+            raise UsageError(f"--methods: {', '.join(self.methods)} names a method twice")
         if not self.seeds:
             raise UsageError("--seeds: give at least one seed, e.g. 0,1,2")
         if len(set(self.seeds)) != len(self.seeds):
             raise UsageError(f"--seeds: {self.seeds} repeats a seed")
+        if any(not 0 <= seed < 2**32 for seed in self.seeds):
+            raise UsageError(f"--seeds: {self.seeds}: seeds go from 0 to 2**32 - 1")
         if any(e < 0 for e in self.epsilons):
             raise UsageError(f"--epsilon: {self.epsilons} has a negative value")
-        takers = [m for m in self.methods if "epsilon" in hyperparameters(m)]
+        if len(set(self.epsilons)) != len(self.epsilons):
+            raise UsageError(f"--epsilon: {self.epsilons} repeats a value")
+        takers = [m for m in names if "epsilon" in hyperparameters(m)]
         if takers and not self.epsilons:
             raise UsageError(f"--epsilon: {', '.join(takers)} need at least one epsilon")
-        for key in self.hyperparameters:
-            if not any(key in hyperparameters(m) for m in self.methods):
-                raise UsageError(f"--{key.replace('_', '-')}: none of {self.methods} takes it")
+        values = [("epsilon", e) for e in self.epsilons] + list(self.hyperparameters.items())
+        for key, value in values:
+            flag = "--" + key.replace("_", "-")
+            users = [m for m in names if key in hyperparameters(m)]
+            if not users:
+                raise UsageError(f"{flag}: none of {', '.join(self.methods)} takes it")
+            for method in users:  # each value on its own, so the error names its flag
+                try:
+                    check(method, **{key: value})
+                except ConfigError as error:
+                    raise UsageError(f"{flag}: {error}") from None
         for config in self.plan():
             config.validate()
 
@@ -90,10 +113,10 @@ class CompareConfig:
         return settings
 
 
-def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None:
+def check_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> bool:
+    """Check ``--output`` against the flags, writing nothing; True if it must be emptied first."""
+    check_writable(out)
     marker = out / "compare.json"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output {out}: exists and is not a folder")
     if marker.exists():
         saved = json.loads(marker.read_text(encoding="utf-8"))["shared"]
         changed = [k for k, v in config.shared_settings().items() if saved.get(k) != v]
@@ -104,18 +127,27 @@ def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None
                 f"{config.shared_settings()[key]!r}; pass --overwrite to start it again, or "
                 "choose another folder"
             )
-        if changed:
-            shutil.rmtree(out)
-    elif out.is_dir() and any(out.iterdir()):
+        return bool(changed)
+    if out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise UsageError(
             f"--output {out}: the folder is not empty and holds no advnlp comparison; "
             "choose another folder"
         )
-    elif overwrite and out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None:
+    """Check the folder, then (holding its lock) empty it if --overwrite asks, and write
+    compare.json. The caller holds ``folder_lock(out)``."""
+    if check_folder(out, config, overwrite=overwrite):
+        for path in out.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.name != LOCK_NAME:
+                path.unlink()
+    make_folder(out)
     write_json_atomic(
-        marker,
+        out / "compare.json",
         {
             "shared": config.shared_settings(),
             "methods": config.methods,
@@ -126,42 +158,72 @@ def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None
 
 
 def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = True) -> dict:
-    """Run (or finish) the sweep and write the report; returns the summary."""
-    from tqdm.auto import tqdm
+    """Run (or finish) the sweep and write the report; returns the summary.
 
-    from .report import write_report
-
+    Flags, the folder and the data are checked before anything is written. Rank 0 then holds
+    the folder's lock throughout: a second ``compare`` on the same folder stops with a
+    UsageError instead of writing beside this one.
+    """
     config.validate()
     out = Path(config.base.output)
     processes = process_state()
     main = processes.is_main_process
-    if main:
-        prepare_folder(out, config, overwrite=overwrite)
-    processes.wait_for_everyone()
+    restart = check_folder(out, config, overwrite=overwrite)
     plan = config.plan()
-    prepared = None
+    pending = restart or any(not (Path(c.output) / "results.json").exists() for c in plan)
+    prepared = prepare_data(config.base) if pending else None  # data errors write nothing
+    if prepared is not None and main:  # a model name that does not load also fails here
+        saved = out / "tokenizer"
+        reuse = not restart and (saved / "tokenizer_config.json").exists()
+        prepared.tokenizer = make_tokenizer(config.base, prepared, saved if reuse else None)
+    processes.wait_for_everyone()  # every rank has looked before rank 0 writes
+    with folder_lock(out) if main else nullcontext():
+        if main:
+            prepare_folder(out, config, overwrite=overwrite)
+            if prepared is not None and not (out / "tokenizer").exists():
+                write_folder_atomic(out / "tokenizer", prepared.tokenizer.save_pretrained)
+        processes.wait_for_everyone()
+        if prepared is not None and not main:  # the tokenizer rank 0 made (and trained)
+            prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
+        return _run_all(config, plan, prepared, processes, progress)
+
+
+def _run_all(
+    config: CompareConfig,
+    plan: list[RunConfig],
+    prepared: Prepared | None,
+    processes: Any,
+    progress: bool,
+) -> dict:
+    """Train the runs that are not finished (resuming interrupted ones), then the report."""
+    from tqdm.auto import tqdm
+
+    from .report import write_report
+
+    main = processes.is_main_process
     results = []
     bar = tqdm(plan, desc="runs", unit="run", disable=not (progress and main), dynamic_ncols=True)
     for run_config in bar:
         folder = Path(run_config.output)
         bar.set_postfix_str(folder.name)
-        if (folder / "results.json").exists():
+        if (folder / "results.json").exists():  # finished: read, never trained again
             results.append(json.loads((folder / "results.json").read_text(encoding="utf-8")))
             continue
-        if prepared is None:  # load data and make the tokenizer once, only if a run needs them
-            prepared = prepare_data(config.base)
-            if main:  # trains (scratch models) and saves it
-                prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
-            processes.wait_for_everyone()
-            if not main:  # loads what rank 0 saved
-                prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
+        assert prepared is not None, "compare() loads the data when a run is not finished"
         resume = (folder / "run.json").exists()
         results.append(run(run_config, resume=resume, prepared=prepared, progress=False))
         if main:
             bar.write(_one_line(results[-1]))
-    summary = write_report(results, out) if main else {}
+    summary = write_report(results, Path(config.base.output)) if main else {}
     processes.wait_for_everyone()
     return summary
+
+
+def _method(name: str) -> str:
+    try:
+        return resolve(name).name
+    except ConfigError as error:
+        raise UsageError(f"--methods: {error}") from None
 
 
 def _one_line(results: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ Everything heavy (transformers, datasets, scikit-learn) is imported inside the f
 from __future__ import annotations
 
 import json
+import logging
 import math
 import platform
 import shutil
@@ -26,7 +27,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..registry import check
-from .io import write_folder_atomic, write_json_atomic
+from .io import check_writable, make_folder, write_folder_atomic, write_json_atomic
 from .models import (
     SCRATCH,
     SCRATCH_SIZES,
@@ -37,6 +38,8 @@ from .models import (
     split_texts,
     train_tokenizer,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LR = {"pretrained": 2e-5, SCRATCH: 3e-4}  # the seed's 2e-5; a random BERT needs more
 
@@ -204,8 +207,7 @@ def encode(split: Any, tokenizer: Any, labels: list[str], max_length: int) -> An
 def output_state(out: Path, config: RunConfig, *, resume: bool, overwrite: bool) -> str:
     """Check the output folder against the flags, writing nothing: "new", "resume" or "done"."""
     marker = out / "run.json"
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--output {out}: exists and is not a folder")
+    check_writable(out)  # a file in the way, or a folder we may not write in
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; pass one")
     if resume:
@@ -249,7 +251,7 @@ def start_output(out: Path, config: RunConfig) -> None:
     """Empty (an advnlp run's) folder and mark it with run.json."""
     if out.is_dir():
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    make_folder(out)
     write_json_atomic(out / "run.json", {"config": config.to_json()})
 
 
@@ -321,9 +323,10 @@ def run(
 
 
 def last_complete_checkpoint(folder: Path, *, prune: bool = True) -> str | None:
-    """The newest checkpoint whose trainer_state.json (the Trainer writes it last) is whole.
+    """The newest checkpoint whose files are all whole (see ``checkpoint_problem``).
 
-    A run killed while writing a checkpoint leaves a partial folder: ``prune`` removes it.
+    A run killed while writing a checkpoint, or a disk that lost part of one, leaves a partial
+    folder: it is skipped for the one before it, with a warning (and removed if ``prune``).
     """
     if not folder.is_dir():
         return None
@@ -333,13 +336,45 @@ def last_complete_checkpoint(folder: Path, *, prune: bool = True) -> str | None:
         reverse=True,
     )
     for path in found:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        if prune:  # rank 0: say it once, and clear the way for the checkpoint saved again
+            later = "; trying the one before it" if path != found[-1] else ""
+            log.warning("--resume: skipping %s: %s%s", path, problem, later)
+            shutil.rmtree(path, ignore_errors=True)
+    if found and prune:
+        log.warning("--resume: no complete checkpoint is left; the run starts from the beginning")
+    return None
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why the checkpoint folder ``path`` cannot be resumed from, or None if it can.
+
+    Reads every file the Trainer wrote, cheaply: JSON files parse; a safetensors file is as
+    long as its header says; torch files (zip archives) pass their CRC check.
+    """
+    import zipfile
+
+    if not (path / "trainer_state.json").is_file():  # the Trainer writes it last
+        return "no trainer_state.json (the checkpoint was not finished)"
+    for file in sorted(path.iterdir()):
         try:
-            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            if prune:
-                shutil.rmtree(path, ignore_errors=True)
-            continue
-        return str(path)
+            if file.suffix == ".json":
+                json.loads(file.read_text(encoding="utf-8"))
+            elif file.suffix == ".safetensors":
+                with file.open("rb") as f:
+                    size = int.from_bytes(f.read(8), "little")
+                    header = json.loads(f.read(size))
+                ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+                if file.stat().st_size != 8 + size + max(ends, default=0):
+                    return f"{file.name} is truncated"
+            elif file.suffix in (".pt", ".pth", ".bin"):
+                with zipfile.ZipFile(file) as archive:
+                    if archive.testzip() is not None:
+                        return f"{file.name} is corrupt"
+        except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile):
+            return f"{file.name} is truncated or corrupt"
     return None
 
 
