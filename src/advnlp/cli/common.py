@@ -100,7 +100,7 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--layers",
-        type=int,
+        type=integer,
         metavar="K",
         help="keep only the first K layers of a pretrained model (default: all)",
     )
