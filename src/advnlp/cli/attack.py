@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from . import common
+from .common import integer
 
 ATTACK_NAMES = ("homophone", "variant", "typo", "neighbour", "embedding")
 
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         metavar="NAME[,NAME]",
         help=f"comma-separated, from {', '.join(ATTACK_NAMES)} (default: neighbour,embedding)",
     )
-    p.add_argument("--max-examples", type=common.integer, metavar="N", help="a seeded sample of N examples")
+    p.add_argument("--max-examples", type=integer, metavar="N", help="a seeded sample of N examples")
     p.add_argument(
         "--budget",
         default="0.1",
@@ -51,12 +52,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         help="embedding attack: L2 radius relative to the input's embedding norm "
         "(default: 0,0.05,0.1,0.2,0.4)",
     )
-    p.add_argument("--max-queries", type=common.integer, default=1000, help="per example (default: 1000)")
-    p.add_argument("--max-candidates", type=common.integer, default=20, help="per position (default: 20)")
-    p.add_argument("--steps", type=common.integer, default=10, help="embedding attack: PGD steps")
-    p.add_argument("--max-length", type=common.integer, help="tokens per input (default: the run's)")
-    p.add_argument("--batch-size", type=common.integer, default=64, help="inputs per forward pass")
-    p.add_argument("--seed", type=common.integer, default=0)
+    p.add_argument("--max-queries", type=integer, default=1000, help="per example (default: 1000)")
+    p.add_argument("--max-candidates", type=integer, default=20, help="per position (default: 20)")
+    p.add_argument("--steps", type=integer, default=10, help="embedding attack: PGD steps")
+    p.add_argument("--max-length", type=integer, help="tokens per input (default: the run's)")
+    p.add_argument("--batch-size", type=integer, default=64, help="inputs per forward pass")
+    p.add_argument("--seed", type=integer, default=0)
     p.add_argument("--output", required=True, metavar="DIR")
     p.add_argument(
         "--overwrite", action="store_true", help="replace an earlier attack report in --output"
