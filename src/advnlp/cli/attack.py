@@ -37,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         metavar="NAME[,NAME]",
         help=f"comma-separated, from {', '.join(ATTACK_NAMES)} (default: neighbour,embedding)",
     )
-    p.add_argument("--max-examples", type=integer, metavar="N", help="a seeded sample of N examples")
+    p.add_argument(
+        "--max-examples", type=integer, metavar="N", help="a seeded sample of N examples"
+    )
     p.add_argument(
         "--budget",
         default="0.1",
