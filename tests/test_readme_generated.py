@@ -47,7 +47,7 @@ def _run(method: str, epsilon: float | None, seed: int, correct: int) -> dict:
     kwargs = {} if epsilon is None else {"epsilon": epsilon}
     return {
         "config": {"method": method, "method_kwargs": kwargs, "seed": seed},
-        "dev": {"accuracy": correct / 20, "macro_f1": correct / 20},
+        "dev": {"accuracy": correct / 20, "macro_f1": correct / 20 - 0.05},
         "dev_labels": labels,
         "dev_predictions": predictions,
     }
