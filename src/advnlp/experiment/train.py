@@ -164,7 +164,7 @@ def use_deterministic_algorithms() -> None:
     """PyTorch's deterministic kernels, so that a seeded run gives the same numbers every time
     on one machine (same device kind, thread count and library versions).
 
-    On CPU this costs nothing measurable (see the README's "Reproducibility"). cuBLAS is
+    On CPU no cost could be told from noise (benchmarks/determinism_cost.py). cuBLAS is
     reproducible only with a fixed workspace, read when it first starts, hence the variable;
     an operation without a deterministic kernel warns instead of stopping the run.
     """
