@@ -134,6 +134,7 @@ def _pretrained_folder(folder: Path) -> str:
         num_hidden_layers=1,
         num_attention_heads=2,
         intermediate_size=64,
+        num_labels=7,  # another head size: the run's head is new, as with a real checkpoint
     )
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
