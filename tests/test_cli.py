@@ -160,38 +160,37 @@ def _command(*args):
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     """Kill -9 a run after its first epoch checkpoint, resume it, and compare with a run that
-    was never interrupted (same seed): the same metrics, epoch by epoch."""
+    was never interrupted, made by another process with its own tokenizer (same command): the
+    same metrics, epoch by epoch. The resumed process must run only the steps after the
+    checkpoint (a restart from scratch would give the same metrics too: training is
+    deterministic)."""
     import signal
     import time
 
+    from advnlp.experiment.train import last_complete_checkpoint
+
     train, dev = write_splits(tmp_path / "data", train=240, dev=40)
-    common = [
-        "--epochs",
-        "3",
-        *SMALL_RUN,
-        "--method",
-        "fgm",
-        "--seed",
-        "3",
-    ]
+    common = ["--epochs", "3", *SMALL_RUN, "--model", "scratch-tiny", "--method", "fgm"]
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    args = ["train", "--train", str(train), "--dev", str(dev), *common]
+    args = ["train", "--train", str(train), "--dev", str(dev), *common, "--seed", "3"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     subprocess.run(
-        _command(*args, "--output", str(whole)), check=True, env=env, capture_output=True
+        _command(*args, "--output", str(whole)),
+        check=True,
+        env={**env, "PYTHONHASHSEED": "1"},
+        capture_output=True,
     )
 
     process = subprocess.Popen(
         _command(*args, "--output", str(broken)),
-        env=env,
+        env={**env, "PYTHONHASHSEED": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     checkpoints = broken / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        done = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-        if done:
+        if last_complete_checkpoint(checkpoints, prune=False):
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be interrupted"
@@ -199,17 +198,23 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     process.wait()
     assert not (broken / "results.json").exists()
     assert not (broken / "model").exists()
+    checkpoint = Path(last_complete_checkpoint(checkpoints, prune=False))  # what --resume takes
+    done = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
 
     result = subprocess.run(
         _command(*args, "--output", str(broken), "--resume"),
-        env=env,
+        env={**env, "PYTHONHASHSEED": "3"},
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     a = json.loads((whole / "results.json").read_text())
     b = json.loads((broken / "results.json").read_text())
-    assert b["resumed_from"] is not None
+    assert Path(b["resumed_from"]).name == checkpoint.name
+    assert a["steps_run"] == a["steps"] == b["steps"]
+    assert 0 < done < b["steps"]
+    assert b["steps_run"] == b["steps"] - done  # it went on from the checkpoint
+    assert b["tokenizer_sha256"] == a["tokenizer_sha256"]  # two processes, one tokenizer
     assert b["dev_predictions"] == a["dev_predictions"]
     assert b["best_epoch"] == a["best_epoch"]
     for x, y in zip(a["epochs"], b["epochs"], strict=True):

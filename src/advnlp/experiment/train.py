@@ -14,6 +14,7 @@ Everything heavy (transformers, datasets, scikit-learn) is imported inside the f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -172,6 +173,23 @@ def make_tokenizer(config: RunConfig, prepared: Prepared, folder: Path | None = 
     return tokenizer
 
 
+def use_deterministic_algorithms() -> None:
+    """PyTorch's deterministic kernels, so that a seeded run gives the same numbers every time
+    on one machine (same device kind, thread count and library versions).
+
+    On CPU no cost could be told from noise (benchmarks/determinism_cost.py). cuBLAS is
+    reproducible only with a fixed workspace, read when it first starts, hence the variable;
+    an operation without a deterministic kernel warns instead of stopping the run.
+    """
+    import os
+
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
 def make_model(config: RunConfig, prepared: Prepared) -> Any:
     from transformers import set_seed
 
@@ -276,6 +294,7 @@ def run(
     if state == "done":
         return json.loads((out / "results.json").read_text(encoding="utf-8"))
     prepared = prepared or prepare_data(config)
+    use_deterministic_algorithms()
     main = processes.is_main_process
     if main:  # only rank 0 writes; the others load what it wrote
         if prepared.tokenizer is None:
@@ -299,6 +318,7 @@ def run(
     checkpoint = None
     if state == "resume":
         checkpoint = last_complete_checkpoint(out / "checkpoints", prune=main)
+    first_step = _first_step(trainer)
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - started
@@ -308,6 +328,8 @@ def run(
     results = _results(config, prepared, trainer, dev_out, test_out, runtime, checkpoint)
     results["world_size"] = processes.num_processes
     results["model_size"] = model_size(prepared.tokenizer, trainer.model)  # pieces, layers
+    # optimizer steps this process ran: fewer than "steps" exactly when it resumed a checkpoint
+    results["steps_run"] = trainer.state.global_step - first_step.step
 
     def save_model(folder: Path) -> None:
         trainer.model.save_pretrained(folder)
@@ -320,6 +342,21 @@ def run(
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     processes.wait_for_everyone()
     return results
+
+
+def _first_step(trainer: Any) -> Any:
+    """A callback that notes the step training starts from (the checkpoint's, on resume)."""
+    from transformers import TrainerCallback
+
+    class FirstStep(TrainerCallback):
+        step = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.step = state.global_step
+
+    callback = FirstStep()
+    trainer.add_callback(callback)
+    return callback
 
 
 def last_complete_checkpoint(folder: Path, *, prune: bool = True) -> str | None:
@@ -484,12 +521,82 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for package in ("advnlp", "torch", "transformers", "accelerate", "datasets", "tokenizers"):
+    for package in (
+        "advnlp",
+        "torch",
+        "transformers",
+        "accelerate",
+        "datasets",
+        "tokenizers",
+        "numpy",
+        "scikit-learn",
+    ):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
             found[package] = "not installed"
     return found
+
+
+def _environment() -> dict[str, Any]:
+    """What else changes a run's numbers: the device, the CPU and the thread count."""
+    import torch
+
+    device = "cpu"
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
+    return {
+        "device": device,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_name(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+def _cpu_name() -> str | None:
+    """The CPU model (Linux's /proc/cpuinfo; platform.processor() is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def tokenizer_hash(tokenizer: Any) -> str | None:
+    """sha256 of the tokenizer's definition: its tokenizer.json with the truncation and padding
+    state cleared (encoding sets them, so files saved after use differ only there)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    definition = json.loads(backend.to_str())
+    definition["truncation"] = definition["padding"] = None
+    text = json.dumps(definition, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def data_hash(spec: str | None) -> str | None:
+    """sha256 of a data file (``sha256sum FILE``), or of a save_to_disk folder's files (paths
+    and contents, in path order); None for a Hub dataset or no file."""
+    if spec is None or spec.startswith("hf:"):
+        return None
+    path = Path(spec)
+    if not path.exists():
+        head, _, _ = spec.rpartition(":")  # DIR:SPLIT
+        path = Path(head)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(path).as_posix().encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _results(
@@ -528,5 +635,14 @@ def _results(
         "train_runtime_s": runtime,
         "steps": trainer.state.global_step,
         "resumed_from": resumed_from,
+        # what a reader needs to reproduce the run (see the README's "Reproducibility")
         "versions": _versions(),
+        "environment": _environment(),
+        "tokenizer_sha256": tokenizer_hash(prepared.tokenizer),
+        "vocab_size": len(prepared.tokenizer),
+        "data_sha256": {
+            "train": data_hash(config.train),
+            "dev": data_hash(config.dev),
+            "test": data_hash(config.test),
+        },
     }
