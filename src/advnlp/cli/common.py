@@ -14,6 +14,13 @@ HYPERPARAMETER_FLAGS = [
     ("--steps", "steps", int, "ascent steps K (pgd, freelb)"),
     ("--scope", "scope", str, "token (seed: per-vocabulary-row delta, one norm) or example"),
     ("--init-magnitude", "init_magnitude", float, "size of FreeLB's random start"),
+    (
+        "--epsilon-unit",
+        "epsilon_unit",
+        str,
+        "absolute (L2 length) or relative (a fraction of the embedding's own norm) (fgm, pgd, "
+        "freelb)",
+    ),
 ]
 
 
