@@ -73,7 +73,8 @@ TOKEN_SCOPE = [
 EXAMPLE_SCOPE = [
     ("fgm", {"epsilon": 0.3, "scope": "example"}),
     ("pgd", {"epsilon": 0.3, "alpha": 0.5, "steps": 2, "scope": "example"}),
-    ("freelb", {"epsilon": 0.3, "alpha": 0.5, "steps": 2, "init_magnitude": 0.0}),
+    # a random start (at most 0.1 x sqrt(1/3) of the example) plus a step of 0.5: on the ball
+    ("freelb", {"epsilon": 0.3, "alpha": 0.5, "steps": 2, "init_magnitude": 0.1}),
 ]
 
 
