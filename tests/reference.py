@@ -130,3 +130,17 @@ def freelb(case: Case, epsilon: float, alpha: float, steps: int, init_magnitude:
         if step < steps - 1:
             delta = _project_examples(delta + alpha * _example_unit(delta.grad, mask), epsilon)
     return first
+
+
+def relative_unit(case: Case, scope: str) -> Tensor:
+    """What ``epsilon_unit="relative"`` measures lengths in, computed directly: token scope,
+    the RMS L2 norm of the matrix rows of the batch's distinct non-padding ids (a scalar);
+    example scope, each example's L2 norm of E[ids] over its non-padding positions (B, 1, 1).
+    Absolute hyperparameters times this unit reproduce the relative method."""
+    with torch.no_grad():
+        if scope == "token":
+            present = [int(v) for v in case.ids.unique() if int(v) != case.padding_idx]
+            norms = torch.stack([case.weight[v].norm() for v in present])
+            return norms.pow(2).mean().sqrt()
+        e = case.lookup() * case.mask()
+        return e.flatten(1).norm(dim=1).view(-1, 1, 1)

@@ -26,6 +26,15 @@ SETTINGS = {
             {"epsilon": 0.3, "scope": "example", "adversarial_only": True},
             lambda c: reference.fgm(c, 0.3, "example", True),
         ),
+        # epsilon_unit="relative": the absolute method at epsilon x the directly computed unit
+        (
+            {"epsilon": 0.7, "epsilon_unit": "relative"},
+            lambda c: reference.fgm(c, 0.7 * float(reference.relative_unit(c, "token"))),
+        ),
+        (
+            {"epsilon": 0.3, "scope": "example", "epsilon_unit": "relative"},
+            lambda c: reference.fgm(c, 0.3 * reference.relative_unit(c, "example"), "example"),
+        ),
     ],
     "gp": [({"epsilon": 1.5}, lambda c: reference.gradient_penalty(c, 1.5)[0])],
     "pgd": [
@@ -38,6 +47,27 @@ SETTINGS = {
             {"epsilon": 0.5, "alpha": 0.3, "steps": 2, "adversarial_only": True},
             lambda c: reference.pgd(c, 0.5, 0.3, 2, adversarial_only=True),
         ),
+        (
+            {
+                "epsilon": 0.25,
+                "alpha": 0.2,
+                "steps": 3,
+                "scope": "token",
+                "epsilon_unit": "relative",
+            },
+            lambda c: reference.pgd(
+                c,
+                *(x * float(reference.relative_unit(c, "token")) for x in (0.25, 0.2)),
+                3,
+                "token",
+            ),
+        ),
+        (
+            {"epsilon": 0.5, "alpha": 0.3, "steps": 2, "epsilon_unit": "relative"},
+            lambda c: reference.pgd(
+                c, *(x * reference.relative_unit(c, "example") for x in (0.5, 0.3)), 2
+            ),
+        ),
     ],
     "freelb": [
         (
@@ -47,6 +77,21 @@ SETTINGS = {
         (
             {"epsilon": 1.0, "alpha": 0.5, "steps": 2, "init_magnitude": 0.0},
             lambda c: reference.freelb(c, 1.0, 0.5, 2, 0.0),
+        ),
+        (
+            {
+                "epsilon": 0.3,
+                "alpha": 0.1,
+                "steps": 3,
+                "init_magnitude": 0.2,
+                "epsilon_unit": "relative",
+            },
+            lambda c: reference.freelb(
+                c,
+                *(x * reference.relative_unit(c, "example") for x in (0.3, 0.1)),
+                3,
+                0.2 * reference.relative_unit(c, "example"),
+            ),
         ),
     ],
 }

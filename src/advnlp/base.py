@@ -51,6 +51,9 @@ class Pass:
     loss: Tensor
     ids: list[Tensor] = field(default_factory=list)  # token ids of each embedding call
     outputs: list[Tensor] = field(default_factory=list)  # outputs as the model consumed them
+    # epsilon_unit="relative", example scope: each call's per-example norm of the unperturbed
+    # output over non-padding positions, (B, 1, 1)
+    units: list[Tensor] = field(default_factory=list)
 
 
 class AdversarialMethod:
@@ -60,6 +63,8 @@ class AdversarialMethod:
     """
 
     name: ClassVar[str] = ""
+    # "absolute" or "relative" (see perturbation.py); methods that take epsilon_unit set it.
+    epsilon_unit: str = "absolute"
 
     def __init__(
         self,
@@ -109,6 +114,8 @@ class AdversarialMethod:
             ids = args[0] if args else kwargs["input"]
             if not output.requires_grad:  # a frozen embedding can still be perturbed
                 output = output.detach().requires_grad_()
+            if self._relative("example"):  # measured before any offset is added
+                record.units.append(Perturbation.example_unit(ids, output, self.padding_idx))
             if offset is not None:
                 output = output + offset(len(record.outputs), ids, output).to(output.dtype)
             record.ids.append(ids)
@@ -189,7 +196,24 @@ class AdversarialMethod:
                 stacklevel=3,
             )
             return None
-        return direction.normalized(length)
+        return direction.normalized(length, self._unit(direction, run))
+
+    def _relative(self, scope: str) -> bool:
+        return self.epsilon_unit == "relative" and getattr(self, "scope", None) == scope
+
+    def _unit(self, direction: Perturbation, run: Pass) -> list[Tensor] | None:
+        """What epsilon is measured in: None (absolute), or the embedding's own size.
+
+        Token scope reads the rows of ``direction.keys`` from the weight: under DDP those are
+        the global batch's rows (summed across ranks above) and the weight is the same on every
+        rank, so every rank gets the same unit. No ``.grad`` is read.
+        """
+        if self.epsilon_unit != "relative":
+            return None
+        if direction.scope == "token":
+            weight = self.embedding.weight
+            return [Perturbation.token_unit(weight, direction.keys, self.padding_idx)]
+        return run.units
 
     def _plain_step(self, closure: Closure, backward: Backward, *, clean_done: bool) -> None:
         """End a step whose perturbation was skipped, leaving ``.grad`` as a plain step would.

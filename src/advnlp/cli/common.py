@@ -36,6 +36,13 @@ HYPERPARAMETER_FLAGS = [
     ("--steps", "steps", integer, "ascent steps K (pgd, freelb)"),
     ("--scope", "scope", str, "token (seed: per-vocabulary-row delta, one norm) or example"),
     ("--init-magnitude", "init_magnitude", number, "size of FreeLB's random start"),
+        (
+        "--epsilon-unit",
+        "epsilon_unit",
+        str,
+        "absolute (L2 length) or relative (a fraction of the embedding's own norm) (fgm, pgd, "
+        "freelb)",
+    ),
 ]
 
 

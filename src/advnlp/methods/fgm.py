@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
 from ..errors import check_choice, check_number
-from ..perturbation import SCOPES
+from ..perturbation import EPSILON_UNITS, SCOPES
 
 
 class FGM(AdversarialMethod):
@@ -23,6 +23,12 @@ class FGM(AdversarialMethod):
             matrix gradient, one norm over the whole matrix, every occurrence of token v moved
             by delta[v]) or ``"example"`` (per-example delta on the embedding output, L2
             normalised over that example's non-padding positions).
+        epsilon_unit: ``"absolute"`` (default, the seed's semantics: an L2 length in embedding
+            space) or ``"relative"``: epsilon is a fraction of the embedding's own size: the RMS
+            norm of the batch's perturbed matrix rows (token scope; the global norm of delta
+            is then epsilon x that RMS) or each example's embedding-output norm over its
+            non-padding positions (example scope). 0.1 = a tenth of a typical row or of the
+            example; the same value transfers across models (see perturbation.py).
         adversarial_only: True is the seed's Keras behaviour (parameters get the gradient of
             the perturbed loss only); False (default) accumulates clean + adversarial
             gradients, the common PyTorch recipe.
@@ -48,12 +54,14 @@ class FGM(AdversarialMethod):
         *,
         scope: str = "token",
         adversarial_only: bool = False,
+        epsilon_unit: str = "absolute",
         target: str | None = None,
         scaler=None,
     ) -> None:
         self.epsilon = check_number("epsilon", epsilon)
         self.scope = check_choice("scope", scope, SCOPES)
         self.adversarial_only = bool(adversarial_only)
+        self.epsilon_unit = check_choice("epsilon_unit", epsilon_unit, EPSILON_UNITS)
         super().__init__(model, target=target, scaler=scaler)
 
     def settings(self) -> dict:
@@ -61,6 +69,7 @@ class FGM(AdversarialMethod):
             "epsilon": self.epsilon,
             "scope": self.scope,
             "adversarial_only": self.adversarial_only,
+            "epsilon_unit": self.epsilon_unit,
         }
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
-from ..errors import check_number, check_steps
-from ..perturbation import Perturbation
+from ..errors import check_choice, check_number, check_steps
+from ..perturbation import EPSILON_UNITS, Perturbation
 
 
 class FreeLB(AdversarialMethod):
@@ -29,6 +29,10 @@ class FreeLB(AdversarialMethod):
         alpha: ascent step length (``adv-lr``).
         steps: K (``adv-steps``), >= 1.
         init_magnitude: size of the random start (``adv-init-mag``); 0 starts at delta = 0.
+        epsilon_unit: ``"absolute"`` (default: L2 lengths in embedding space, the paper's) or
+            ``"relative"``: epsilon, alpha and init_magnitude are fractions of each example's
+            embedding-output norm over its non-padding positions (0.1 = a tenth of the
+            example's own embedding; the same value transfers across models).
         target: name, dotted suffix or regex of the token embedding.
         scaler: the ``torch.amp.GradScaler`` in use, if any.
 
@@ -48,6 +52,7 @@ class FreeLB(AdversarialMethod):
         steps: int = 3,
         *,
         init_magnitude: float = 0.1,
+        epsilon_unit: str = "absolute",
         target: str | None = None,
         scaler=None,
     ) -> None:
@@ -55,6 +60,7 @@ class FreeLB(AdversarialMethod):
         self.alpha = check_number("alpha", alpha)
         self.steps = check_steps("steps", steps)
         self.init_magnitude = check_number("init_magnitude", init_magnitude)
+        self.epsilon_unit = check_choice("epsilon_unit", epsilon_unit, EPSILON_UNITS)
         super().__init__(model, target=target, scaler=scaler)
 
     def settings(self) -> dict:
@@ -63,6 +69,7 @@ class FreeLB(AdversarialMethod):
             "alpha": self.alpha,
             "steps": self.steps,
             "init_magnitude": self.init_magnitude,
+            "epsilon_unit": self.epsilon_unit,
         }
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
@@ -74,9 +81,10 @@ class FreeLB(AdversarialMethod):
         start: list[Tensor] = []  # the random start of each embedding call, as drawn
 
         def random_start(index: int, ids: Tensor, output: Tensor) -> Tensor:
-            start.append(
-                Perturbation.random_start(ids, output, self.padding_idx, self.init_magnitude)
-            )
+            magnitude = self.init_magnitude
+            if self.epsilon_unit == "relative":
+                magnitude = magnitude * Perturbation.example_unit(ids, output, self.padding_idx)
+            start.append(Perturbation.random_start(ids, output, self.padding_idx, magnitude))
             return start[-1]
 
         offset, first_loss, delta = random_start, None, None

@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
 from ..errors import check_choice, check_number, check_steps
-from ..perturbation import SCOPES
+from ..perturbation import EPSILON_UNITS, SCOPES
 
 
 class PGD(AdversarialMethod):
@@ -28,6 +28,12 @@ class PGD(AdversarialMethod):
         scope: ``"example"`` (default: per-example norms over non-padding positions) or
             ``"token"`` (per-vocabulary-row delta, one global norm, as the popular recipe that
             perturbs the embedding matrix).
+        epsilon_unit: ``"absolute"`` (default: L2 lengths in embedding space) or
+            ``"relative"``: epsilon and alpha are fractions of the embedding's own size: the
+            RMS norm of the batch's perturbed matrix rows (token scope; the global norm of
+            delta is then at most epsilon x that RMS) or each example's embedding-output norm
+            over its non-padding positions (example scope). 0.1 = a tenth of a typical row or
+            of the example; the same value transfers across models (see perturbation.py).
         adversarial_only: True trains on the adversarial loss only (Madry et al.); False
             (default) accumulates clean + final adversarial gradients (the common recipe).
         target: name, dotted suffix or regex of the token embedding.
@@ -49,6 +55,7 @@ class PGD(AdversarialMethod):
         *,
         scope: str = "example",
         adversarial_only: bool = False,
+        epsilon_unit: str = "absolute",
         target: str | None = None,
         scaler=None,
     ) -> None:
@@ -57,6 +64,7 @@ class PGD(AdversarialMethod):
         self.steps = check_steps("steps", steps)
         self.scope = check_choice("scope", scope, SCOPES)
         self.adversarial_only = bool(adversarial_only)
+        self.epsilon_unit = check_choice("epsilon_unit", epsilon_unit, EPSILON_UNITS)
         super().__init__(model, target=target, scaler=scaler)
 
     def settings(self) -> dict:
@@ -66,6 +74,7 @@ class PGD(AdversarialMethod):
             "steps": self.steps,
             "scope": self.scope,
             "adversarial_only": self.adversarial_only,
+            "epsilon_unit": self.epsilon_unit,
         }
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
