@@ -36,7 +36,7 @@ HYPERPARAMETER_FLAGS = [
     ("--steps", "steps", integer, "ascent steps K (pgd, freelb)"),
     ("--scope", "scope", str, "token (seed: per-vocabulary-row delta, one norm) or example"),
     ("--init-magnitude", "init_magnitude", number, "size of FreeLB's random start"),
-        (
+    (
         "--epsilon-unit",
         "epsilon_unit",
         str,
