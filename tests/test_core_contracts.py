@@ -1,0 +1,341 @@
+"""Contracts of the core that the other fast tests leave open, found by mutation testing
+(scripts/mutation_report.py; reports/mutation.md names the mutant each test kills)."""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import warnings
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import advnlp
+from advnlp.distributed import sum_rows_across_ranks
+from advnlp.perturbation import Perturbation
+
+from .models import plain_lstm
+
+
+# -- what a method reports about itself -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("fgm", {"epsilon": 0.25, "scope": "example", "adversarial_only": True}),
+        ("gp", {"epsilon": 0.75}),
+        (
+            "pgd",
+            {
+                "epsilon": 0.5,
+                "alpha": 0.125,
+                "steps": 2,
+                "scope": "token",
+                "adversarial_only": True,
+            },
+        ),
+        ("freelb", {"epsilon": 0.5, "alpha": 0.125, "steps": 4, "init_magnitude": 0.0625}),
+    ],
+)
+def test_settings_are_the_arguments_given(name, kwargs):
+    """settings() goes into results files: every hyperparameter, under its own name, as given."""
+    adv = advnlp.build(name, plain_lstm().model, **kwargs)
+    assert adv.settings() == kwargs
+    assert list(adv.settings()) == list(advnlp.registry.hyperparameters(name))
+    hyper = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    assert repr(adv) == f"{type(adv).__name__}({hyper}, embedding='tokens')"
+
+
+def test_baseline_keeps_the_model_and_names_a_wrong_one():
+    model = plain_lstm().model
+    adv = advnlp.build("none", model)
+    assert adv.model is model and adv.embedding is None and adv.settings() == {}
+    with pytest.raises(TypeError, match=r"must be a torch.nn.Module, got str$"):
+        advnlp.build("none", "bert-base-chinese")
+
+
+# -- the registry ---------------------------------------------------------------------------------
+def test_names_resolve_whatever_their_case_spacing_and_dashes():
+    resolve = advnlp.registry.resolve
+    assert advnlp.method_names() == ["none", "fgm", "gp", "pgd", "freelb"]
+    assert resolve(" Gradient-Penalty ") is advnlp.GradientPenalty
+    assert resolve("PLAIN") is resolve("baseline") is advnlp.Baseline
+    assert resolve("gradientpenalty") is resolve("gp") is advnlp.GradientPenalty
+
+
+DEFAULTS = {
+    "none": {},
+    "fgm": {"epsilon": 1.0, "scope": "token", "adversarial_only": False},
+    "gp": {"epsilon": 1.0},
+    "pgd": {
+        "epsilon": 1.0,
+        "alpha": 0.3,
+        "steps": 3,
+        "scope": "example",
+        "adversarial_only": False,
+    },
+    "freelb": {"epsilon": 1.0, "alpha": 0.1, "steps": 3, "init_magnitude": 0.1},
+}
+
+
+@pytest.mark.parametrize("name", list(DEFAULTS))
+def test_defaults_are_the_documented_ones(name):
+    """The defaults the README and the CLI's --help show."""
+    assert advnlp.registry.hyperparameters(name) == DEFAULTS[name]
+    assert advnlp.build(name, plain_lstm().model).settings() == DEFAULTS[name]
+
+
+BAD_VALUES = {"epsilon": -1.0, "alpha": -1.0, "init_magnitude": -1.0, "steps": 0, "scope": "x"}
+
+
+@pytest.mark.parametrize(
+    ("name", "argument"),
+    [
+        (name, argument)
+        for name in DEFAULTS
+        for argument in DEFAULTS[name]
+        if argument in BAD_VALUES
+    ],
+)
+def test_a_bad_value_is_reported_under_its_own_name(name, argument):
+    with pytest.raises(advnlp.ConfigError, match=rf"^{argument} must be "):
+        advnlp.build(name, plain_lstm().model, **{argument: BAD_VALUES[argument]})
+
+
+@pytest.mark.parametrize("name", [n for n in DEFAULTS if n != "none"])
+def test_every_method_passes_target_and_scaler_on(name):
+    """'positions' is an embedding the automatic choice never takes: only target= picks it."""
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    adv = advnlp.build(name, plain_lstm().model, target="positions", scaler=scaler)
+    assert (adv.embedding_name, adv.scaler) == ("positions", scaler)
+    assert advnlp.build(name, plain_lstm().model).embedding_name == "tokens"
+
+
+def test_build_takes_target_and_scaler_except_for_the_baseline():
+    model = plain_lstm().model
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    adv = advnlp.registry.build("fgm", model, epsilon=0.5, target="tokens", scaler=scaler)
+    assert (adv.epsilon, adv.embedding_name, adv.scaler) == (0.5, "tokens", scaler)
+    with pytest.raises(
+        advnlp.ConfigError,
+        match=r"^method 'none' takes no hyperparameters, got "
+        r"scaler, target$",
+    ):
+        advnlp.registry.build("none", model, target="tokens", scaler=scaler)
+    with pytest.raises(
+        advnlp.ConfigError,
+        match=r"does not take 'alpha', 'steps'; it takes: "
+        r"adversarial_only, epsilon, scaler, scope, target$",
+    ):
+        advnlp.registry.build("fgm", model, steps=2, alpha=0.1)
+
+
+# -- registry.check: the CLI validates settings before any model exists --------------------------
+def test_check_accepts_valid_settings_and_plumbing():
+    assert advnlp.registry.check("pgd", epsilon=0.5, steps=2, target="no.such.module") is None
+    assert advnlp.registry.check("FGM", scope="example", scaler=object()) is None
+    assert advnlp.registry.check("none") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "pattern"),
+    [
+        ("pgd", {"steps": 0}, r"steps must be an integer >= 1, got 0"),
+        ("fgm", {"alpha": 0.1}, r"method 'fgm' does not take 'alpha'"),
+        ("fgsm", {}, r"unknown method 'fgsm'"),
+    ],
+)
+def test_check_rejects_what_build_rejects(name, kwargs, pattern):
+    with pytest.raises(advnlp.ConfigError, match=pattern):
+        advnlp.registry.check(name, **kwargs)
+
+
+# -- Perturbation building blocks -----------------------------------------------------------------
+@pytest.mark.parametrize("scope", ["token", "example"])
+def test_embedding_call_that_does_not_reach_the_loss_gets_a_zero_gradient(scope):
+    """An embedding call whose output the loss never used has no gradient (None): it counts as
+    zeros of the hidden width, so it is neither perturbed nor allowed to break the others."""
+    first, second = torch.tensor([[1, 2]]), torch.tensor([[3, 4, 0]])
+    grad = torch.arange(1.0, 7.0).view(1, 2, 3)
+    delta = Perturbation.from_gradients(scope, [first, second], [grad, None], padding_idx=0)
+    unused = delta.offset(1, second)
+    assert unused.shape == (1, 3, 3)
+    assert torch.equal(unused, torch.zeros(1, 3, 3))
+    assert torch.equal(delta.offset(0, first), grad)
+
+
+def test_scaled_multiplies_every_part():
+    parts = [torch.tensor([[1.0, -2.0]]), torch.tensor([[4.0, 0.0]])]
+    delta = Perturbation("example", parts)
+    assert all(torch.equal(a, 0.5 * b) for a, b in zip(delta.scaled(0.5).parts, parts, strict=True))
+    assert all(torch.equal(p, torch.zeros(1, 2)) for p in delta.scaled(0.0).parts)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        torch.tensor([4, 5, 0]),  # one call without a batch dimension: a single example
+        torch.tensor([[3, 0, 0, 0], [1, 2, 3, 4]]),  # one real coordinate in the first example
+        torch.tensor([[[1, 2, 0], [3, 0, 0]], [[5, 6, 7], [8, 9, 1]]]),  # (B, choices, T)
+    ],
+)
+def test_random_start_scales_each_example_by_its_own_real_coordinates(ids):
+    """U(-1, 1) noise times magnitude / sqrt(non-padding coordinates of its example), where an
+    example is everything under one index of the first dimension (or the whole call)."""
+    like = torch.zeros(*ids.shape, 1, dtype=torch.float64)
+    torch.manual_seed(7)
+    noise = torch.empty_like(like).uniform_(-1, 1)
+    mask = (ids != 0).unsqueeze(-1).double()
+    per_example = mask.sum() if ids.dim() == 1 else mask.flatten(1).sum(1)
+    scale = (0.5 / per_example.sqrt()).view(-1, *[1] * (like.dim() - 1))
+    torch.manual_seed(7)
+    start = Perturbation.random_start(ids, like, padding_idx=0, magnitude=0.5)
+    torch.testing.assert_close(start, noise * mask * scale, rtol=1e-12, atol=0)
+
+
+def test_random_start_of_half_precision_is_drawn_in_float32():
+    like = torch.zeros(2, 3, 4, dtype=torch.bfloat16)
+    torch.manual_seed(0)
+    start = Perturbation.random_start(torch.ones(2, 3, dtype=torch.long), like, None, 1.0)
+    torch.manual_seed(0)
+    noise = torch.empty(2, 3, 4).uniform_(-1, 1)
+    assert start.dtype == torch.float32
+    torch.testing.assert_close(start, noise / 12**0.5, rtol=1e-6, atol=0)
+
+
+# -- gradient penalty ------------------------------------------------------------------------------
+class HalfModel(nn.Module):
+    """A float16 embedding whose output gradient is 300 everywhere: 300^2 overflows float16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(10, 4).half()
+        self.scale = nn.Parameter(torch.full((4,), 300.0, dtype=torch.float16))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return (self.tokens(ids) * self.scale).sum().float()
+
+
+def test_gradient_penalty_has_no_last_penalty_before_its_first_step():
+    assert advnlp.GradientPenalty(plain_lstm().model).last_penalty is None
+
+
+def test_gradient_penalty_squares_half_gradients_in_float32():
+    model = HalfModel()
+    adv = advnlp.GradientPenalty(model, epsilon=1.0)
+    ids = torch.tensor([[1, 2, 3]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a non-finite penalty would warn
+        adv.backward(lambda: model(ids))
+    assert adv.last_penalty.dtype == torch.float32
+    assert float(adv.last_penalty) == 0.5 * 3 * 4 * 300.0**2
+
+
+def test_gradient_penalty_warns_when_the_penalty_is_not_finite():
+    case = plain_lstm(torch.float32)
+    adv = advnlp.GradientPenalty(case.model)
+    message = (
+        r"^GradientPenalty: the penalty is not finite \(inf/nan, e.g. fp16 overflow\); "
+        r"this step trains on the plain loss$"
+    )
+    with pytest.warns(RuntimeWarning, match=message) as record:
+        adv.backward(lambda: case.closure() * torch.tensor(float("inf")))
+    # it points at the caller's code, not at advnlp's (stacklevel)
+    assert record[0].filename != advnlp.methods.gradient_penalty.__file__
+
+
+# -- two real ranks (gloo on CPU, forked from this process: no interpreter start-up) --------------
+def _run_ranks(folder, work, *args) -> list:
+    """Run ``work(rank, *args)`` in 2 forked processes joined in a gloo group; their results."""
+    context = multiprocessing.get_context("fork")
+    ranks = [context.Process(target=_rank, args=(folder, r, work, args)) for r in range(2)]
+    for process in ranks:
+        process.start()
+    for process in ranks:
+        process.join(timeout=20)
+    for process in ranks:
+        if process.is_alive():  # a rank waiting for a collective the other never joins
+            process.kill()
+            process.join()
+    assert [p.exitcode for p in ranks] == [0, 0]
+    return [torch.load(folder / f"rank{r}.pt") for r in range(2)]
+
+
+def _rank(folder, rank: int, work, args) -> None:
+    torch.set_num_threads(1)  # the parent's OpenMP thread pool did not survive the fork
+    store = dist.FileStore(str(folder / "store"), 2)
+    timeout = datetime.timedelta(seconds=30)
+    dist.init_process_group("gloo", store=store, rank=rank, world_size=2, timeout=timeout)
+    try:
+        torch.save(work(rank, *args), folder / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _gathered(rank: int) -> list:
+    return advnlp.distributed._gather(torch.tensor([rank, 10 + rank]))
+
+
+def test_gather_collects_every_rank_in_rank_order(tmp_path):
+    # one rank in this process (so that mutmut sees this test reach _gather), then two
+    store = dist.FileStore(str(tmp_path / "alone"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        assert [t.tolist() for t in advnlp.distributed._gather(torch.tensor([4, 2]))] == [[4, 2]]
+    finally:
+        dist.destroy_process_group()
+    expected = [torch.tensor([0, 10]), torch.tensor([1, 11])]
+    for result in _run_ranks(tmp_path, _gathered):
+        assert len(result) == 2
+        assert all(torch.equal(a, b) for a, b in zip(result, expected, strict=True))
+
+
+ROWS = {  # rank -> (sorted distinct ids of its batch, their gradient rows): 3 rows vs 2
+    0: (torch.tensor([1, 3, 5]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])),
+    1: (torch.tensor([3, 4]), torch.tensor([[10.0, 20.0], [30.0, 40.0]])),
+}
+
+
+def _summed_rows(rank: int) -> dict:
+    keys, rows = ROWS[rank]
+    token = sum_rows_across_ranks(Perturbation("token", [rows], keys))
+    example = Perturbation("example", [rows])
+    return {
+        "keys": token.keys,
+        "rows": token.parts[0],
+        "example_untouched": sum_rows_across_ranks(example) is example,
+        "world_size": advnlp.distributed.world_size(),
+    }
+
+
+def test_token_rows_are_summed_over_ranks_by_token_id(tmp_path):
+    """Each rank holds the rows of its own batch's tokens; all get the global batch's rows."""
+    keys, rows = ROWS[0]
+    alone = Perturbation("token", [rows], keys)
+    assert sum_rows_across_ranks(alone) is alone  # not distributed: nothing to exchange
+    for result in _run_ranks(tmp_path, _summed_rows):
+        assert result["world_size"] == 2
+        assert torch.equal(result["keys"], torch.tensor([1, 3, 4, 5]))
+        expected = torch.tensor([[1.0, 2.0], [13.0, 24.0], [30.0, 40.0], [5.0, 6.0]])
+        assert torch.equal(result["rows"], expected)
+        assert result["example_untouched"]  # example scope: nothing to exchange
+
+
+def _local_penalty(rank: int) -> float:
+    case = plain_lstm(torch.float64)
+    half = slice(2 * rank, 2 * rank + 2)
+    labels = torch.arange(4)[half] % 3
+    adv = advnlp.GradientPenalty(case.model, epsilon=1.5)
+    adv.backward(lambda: case.model(case.ids[half], labels))
+    return float(adv.last_penalty)
+
+
+def test_gradient_penalty_of_two_ranks_averages_to_the_global_batch(tmp_path):
+    """DDP averages the ranks' gradients, so the ranks' penalties must average to the penalty
+    of the global batch: each rank divides its own by world_size (see distributed.py)."""
+    case = plain_lstm(torch.float64)
+    adv = advnlp.GradientPenalty(case.model, epsilon=1.5)
+    adv.backward(case.closure)
+    ranks = _run_ranks(tmp_path, _local_penalty)
+    assert sum(ranks) / 2 == pytest.approx(float(adv.last_penalty), rel=1e-12)
