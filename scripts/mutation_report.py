@@ -44,7 +44,7 @@ DDP_TESTS = "tests/test_ddp.py"
 KILLED = {"killed", "timeout", "segfault"}  # a mutant the tests detect, one way or another
 
 sys.path.insert(0, str(SCRIPTS))
-from mutation_notes import NOTES  # noqa: E402
+from mutation_notes import FINDINGS, NOTES  # noqa: E402
 
 
 def _say(*parts: object) -> None:
@@ -207,7 +207,7 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
 
 
 def _diff_cell(diff: list[str]) -> str:
-    return "<br>".join(f"`{line.strip()}`" if line.strip() else "`-`" for line in diff)
+    return "<br>".join(f"`{line[0]} {line[1:].strip()}`" for line in diff)
 
 
 def _git(*args: str) -> str:
@@ -280,6 +280,14 @@ def write_report(baseline: dict, results: dict) -> None:
         + ". "
         + results.get("machine", ""),
         "",
+        "Reproduce (about the time above on a 2-core machine):",
+        "",
+        "```",
+        'pip install "mutmut>=3.8,<4"   # or: pip install -e ".[dev]"',
+        "python scripts/mutation_report.py --baseline   # every mutant, without the contract tests",
+        "python scripts/mutation_report.py              # rerun the survivors with every test",
+        "```",
+        "",
         "## Score",
         "",
         "Killed = killed, timed out or crashed. Equivalent mutants (listed below, each with its",
@@ -293,6 +301,10 @@ def write_report(baseline: dict, results: dict) -> None:
         *_table(
             per_module, ["module", "mutants", "killed before", "killed after", "equivalent", "open"]
         ),
+        "",
+        "## What the survivors revealed in the code",
+        "",
+        *[f"- {finding}" for finding in FINDINGS],
         "",
         f"## Killed by the new tests ({len(new_kills)})",
         "",

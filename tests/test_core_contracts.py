@@ -55,6 +55,39 @@ def test_baseline_keeps_the_model_and_names_a_wrong_one():
         advnlp.build("none", "bert-base-chinese")
 
 
+# -- what a step costs ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "kwargs", "forwards", "backwards"),
+    [
+        ("none", {}, 1, 1),
+        ("fgm", {}, 2, 2),
+        ("fgm", {"adversarial_only": True}, 2, 1),
+        ("gp", {}, 1, 1),
+        ("pgd", {"steps": 1}, 2, 2),
+        ("pgd", {"steps": 3}, 4, 2),
+        ("pgd", {"steps": 3, "adversarial_only": True}, 4, 1),
+        ("freelb", {"steps": 1}, 1, 1),
+        ("freelb", {"steps": 3}, 3, 3),
+    ],
+)
+def test_passes_per_step_are_the_documented_ones(name, kwargs, forwards, backwards):
+    """FGM 2 forward passes, PGD K + 1, FreeLB K, GP and plain 1; every pass that reaches .grad
+    goes through backward=."""
+    case = plain_lstm(torch.float32)
+    calls = {"forward": 0, "backward": 0}
+
+    def closure():
+        calls["forward"] += 1
+        return case.closure()
+
+    def backward(loss):
+        calls["backward"] += 1
+        loss.backward()
+
+    advnlp.build(name, case.model, **kwargs).backward(closure, backward=backward)
+    assert calls == {"forward": forwards, "backward": backwards}
+
+
 # -- the registry ---------------------------------------------------------------------------------
 def test_names_resolve_whatever_their_case_spacing_and_dashes():
     resolve = advnlp.registry.resolve
@@ -165,6 +198,40 @@ def test_embedding_call_that_does_not_reach_the_loss_gets_a_zero_gradient(scope)
     assert torch.equal(delta.offset(0, first), grad)
 
 
+def test_an_unbatched_call_is_one_example():
+    """Example scope, a call fed (T,) ids: its (T, H) output is one example with one norm."""
+    ids, grad = torch.tensor([1, 2, 3]), torch.tensor([[3.0, 0.0], [0.0, 4.0], [0.0, 0.0]])
+    delta = Perturbation.from_gradients("example", [ids], [grad], padding_idx=None)
+    assert torch.equal(delta.norms()[0], torch.tensor(5.0))
+    torch.testing.assert_close(delta.normalized(1.0).offset(0, ids), grad / (5.0 + 1e-8))
+
+
+def test_masks_and_starts_are_made_on_the_device_of_the_batch():
+    """'meta' stands in for an accelerator: a mask made on the CPU could not be multiplied."""
+    ids = torch.ones(2, 3, dtype=torch.long, device="meta")
+    grad = torch.empty(2, 3, 4, device="meta")
+    assert Perturbation.from_gradients("example", [ids], [grad], None).parts[0].is_meta
+    assert Perturbation.from_gradients("example", [ids], [grad], 0).parts[0].is_meta
+    assert Perturbation.random_start(ids, grad, None, 1.0).is_meta
+
+
+def test_token_perturbations_of_different_batches_cannot_be_added():
+    rows = torch.ones(2, 3)
+    first = Perturbation("token", [rows], torch.tensor([1, 2]))
+    second = Perturbation("token", [rows], torch.tensor([1, 3]))
+    with pytest.raises(RuntimeError, match=r"^token-scope perturbations of different batches "):
+        first + second
+
+
+@pytest.mark.parametrize(("norm", "radius"), [(3.0, 1.0), (2e-8, 1e-8), (0.5, 1.0)])
+def test_clipped_is_the_seed_projection(norm, radius):
+    """p * min(1, radius / (||p|| + 1e-8)), the 1e-8 included."""
+    part = torch.tensor([[[0.6 * norm, 0.8 * norm]]], dtype=torch.float64)
+    clipped = Perturbation("example", [part]).clipped(radius).parts[0]
+    factor = min(1.0, radius / (norm + 1e-8))
+    torch.testing.assert_close(clipped, part * factor, rtol=1e-13, atol=0)
+
+
 def test_scaled_multiplies_every_part():
     parts = [torch.tensor([[1.0, -2.0]]), torch.tensor([[4.0, 0.0]])]
     delta = Perturbation("example", parts)
@@ -194,6 +261,18 @@ def test_random_start_scales_each_example_by_its_own_real_coordinates(ids):
     torch.testing.assert_close(start, noise * mask * scale, rtol=1e-12, atol=0)
 
 
+def test_random_start_without_padding_is_computed_in_float64():
+    """No padding index: every coordinate counts, and float64 stays float64 throughout."""
+    like = torch.zeros(1, 3, 1, dtype=torch.float64)
+    torch.manual_seed(3)
+    start = Perturbation.random_start(torch.tensor([[1, 0, 2]]), like, None, 1.0)
+    torch.manual_seed(3)
+    noise = torch.empty_like(like).uniform_(-1, 1)
+    torch.testing.assert_close(
+        start, noise / torch.tensor(3.0, dtype=torch.float64).sqrt(), rtol=1e-15, atol=0
+    )
+
+
 def test_random_start_of_half_precision_is_drawn_in_float32():
     like = torch.zeros(2, 3, 4, dtype=torch.bfloat16)
     torch.manual_seed(0)
@@ -202,6 +281,89 @@ def test_random_start_of_half_precision_is_drawn_in_float32():
     noise = torch.empty(2, 3, 4).uniform_(-1, 1)
     assert start.dtype == torch.float32
     torch.testing.assert_close(start, noise / 12**0.5, rtol=1e-6, atol=0)
+
+
+class TwoCalls(nn.Module):
+    """Calls its embedding twice and uses only the first output (e.g. a lookup it only logs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(10, 4, padding_idx=0)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        used = self.tokens(ids)
+        self.tokens(ids.flip(0))
+        return nn.functional.cross_entropy(self.head(used.mean(1)), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("fgm", {"adversarial_only": True}),
+        ("fgm", {"adversarial_only": True, "scope": "example"}),
+        ("pgd", {"steps": 2}),
+        ("gp", {}),
+    ],
+)
+def test_an_embedding_output_the_loss_does_not_use_is_fine(name, kwargs):
+    torch.manual_seed(0)
+    model = TwoCalls()
+    ids = torch.tensor([[1, 2, 0], [3, 4, 5]])
+    loss = advnlp.build(name, model, **kwargs).backward(lambda: model(ids))
+    assert torch.isfinite(loss)
+    assert torch.isfinite(model.head.weight.grad).all()
+
+
+def test_fewer_embedding_calls_in_a_later_pass_is_an_error():
+    """Example scope keeps one delta per embedding call: a closure that makes fewer calls in a
+    later pass does not run the same batch, and must not be silently accepted."""
+    case = plain_lstm(torch.float32)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        if len(calls) == 1:
+            case.model.tokens(case.ids)  # an extra call in the first pass only
+        return case.closure()
+
+    with pytest.raises((RuntimeError, ValueError)):
+        advnlp.PGD(case.model, steps=2).backward(closure)
+
+
+class BigGradient(nn.Module):
+    """A float16 embedding whose output gradient is 40000: finite in float16 (max 65504), but
+    not once doubled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(10, 4).half()
+        self.scale = nn.Parameter(torch.full((4,), 40000.0, dtype=torch.float16))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return (self.tokens(ids) * self.scale).sum().float()
+
+
+@pytest.mark.parametrize("name", ["fgm", "pgd"])
+def test_without_a_scaler_half_gradients_are_taken_at_scale_one(name):
+    model = BigGradient()
+    ids = torch.tensor([[1, 2, 3]])
+    adv = advnlp.build(name, model, epsilon=0.5, adversarial_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflowing gradient would warn "not finite"
+        adv.backward(lambda: model(ids))
+    assert torch.isfinite(model.scale.grad.float()).all()
+
+
+def test_gradient_penalty_is_the_same_under_a_scaler_of_scale_two():
+    """The penalty is taken on unscaled gradients, whatever the scale (2 included)."""
+    case = plain_lstm(torch.float32)
+    plain = advnlp.GradientPenalty(case.model)
+    plain.backward(case.closure)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0)
+    scaled = advnlp.GradientPenalty(case.model, scaler=scaler)
+    scaled.backward(case.closure, backward=lambda loss: scaler.scale(loss).backward())
+    torch.testing.assert_close(scaled.last_penalty, plain.last_penalty, rtol=1e-6, atol=0)
 
 
 # -- gradient penalty ------------------------------------------------------------------------------
