@@ -41,6 +41,18 @@ NOTES: dict[str, tuple[str, str, str]] = {
         "or True",
         "without a scaler the scale is 1.0, and multiplying the loss by 1.0 changes no value",
     ),
+    _BASE + "_direction__mutmut_26": (
+        "open",
+        "stacklevel=4",
+        "not testable under mutmut: its trampolines add frames between the caller and the "
+        "method, so a test can only check that the warning does not point at _direction itself",
+    ),
+    _BASE + "_direction__mutmut_28": (
+        "open",
+        "direction.scaled(1.0)",
+        "the non-finite skip is the bug of issue 10 item 1 (inf x 0 is NaN, so scaled(0.0) "
+        "poisons the step as scaled(1.0) does); its fix and tests are another helper's work",
+    ),
     _FREELB + "backward__mutmut_33": (
         "equivalent",
         "Perturbation(None, start)",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime
+import fnmatch
 import json
 import os
 import re
@@ -64,7 +65,7 @@ def _environment(*, deselect: str = "", mutated_source: bool = False) -> dict[st
     }
 
 
-def _mutmut(args: list[str], *, env: dict[str, str], nice: int) -> float:
+def _mutmut(args: list[str], env: dict[str, str], nice: int) -> float:
     """Run ``mutmut ARGS`` (niced) and return its wall time in seconds."""
     command = ["nice", "-n", str(nice), sys.executable, "-m", "mutmut", *args]
     _say("$", " ".join(command[:8]), "..." if len(command) > 8 else "")
@@ -140,8 +141,8 @@ def get_diff_source_start(name: str, path: Path) -> int:
 
 
 def _attribute(names: list[str], tests_by_function: dict[str, list[str]]) -> dict[str, list[str]]:
-    """For each mutant, the contract tests that fail on it (one child process, pytest in-process
-    once per mutant: the mutated module is switched through MUTANT_UNDER_TEST)."""
+    """For each mutant, the first contract test that fails on it (one child process, pytest
+    in-process once per mutant with -x: the mutated module is switched by MUTANT_UNDER_TEST)."""
     jobs = {}
     for name in names:
         function = name.rsplit("__mutmut_", 1)[0]
@@ -160,7 +161,7 @@ def _attribute(names: list[str], tests_by_function: dict[str, list[str]]) -> dic
         "for name, tests in jobs.items():\n"
         "    os.environ['MUTANT_UNDER_TEST'] = name\n"
         "    failures = Failures()\n"
-        "    pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'mutation_pytest_plugin',\n"
+        "    pytest.main(['-x', '-q', '-p', 'no:cacheprovider', '-p', 'mutation_pytest_plugin',\n"
         "                 '--no-header', '-o', 'addopts=', *tests], plugins=[failures])\n"
         "    out[name] = sorted(set(failures.ids))\n"
         "print('MUTATION-JSON' + json.dumps(out))\n"
@@ -222,31 +223,34 @@ def write_report(baseline: dict, results: dict) -> None:
     killers = results.get("killers", {})
     notes = {n: _note(n, described[n]) for n in described}
     equivalent = {n for n, note in notes.items() if note and note[0] == "equivalent"}
-    total = len(after)
-    killed_before = sum(s in KILLED for s in before.values())
-    killed_after = sum(s in KILLED for s in after.values())
+    # a time-boxed run leaves some mutants "not checked": they count nowhere but in "not run"
+    checked = [n for n in after if after[n] != "not checked"]
+    total = len(checked)
+    killed_before = sum(before.get(n) in KILLED for n in checked)
+    killed_after = sum(after[n] in KILLED for n in checked)
     real = total - len(equivalent)
 
     def score(killed: int, out_of: int) -> str:
         return f"{killed}/{out_of} = {100 * killed / out_of:.1f}%"
 
-    modules = sorted({d["file"] for d in described.values()} | {_file(n) for n in after})
+    modules = sorted({_file(n) for n in after})
     per_module = []
     for module in modules:
         names = [n for n in after if _file(n) == module]
-        eq = sum(n in equivalent for n in names)
+        run = [n for n in names if n in checked]
         per_module.append(
             [
                 module,
                 str(len(names)),
-                str(sum(before.get(n) in KILLED for n in names)),
-                str(sum(after[n] in KILLED for n in names)),
-                str(eq),
-                str(sum(after[n] not in KILLED and n not in equivalent for n in names)),
+                str(len(names) - len(run)),
+                str(sum(before.get(n) in KILLED for n in run)),
+                str(sum(after[n] in KILLED for n in run)),
+                str(sum(n in equivalent for n in run)),
+                str(sum(after[n] not in KILLED and n not in equivalent for n in run)),
             ]
         )
-    alive = [n for n in after if after[n] not in KILLED]
-    new_kills = [n for n in after if after[n] in KILLED and before.get(n) not in KILLED]
+    alive = [n for n in checked if after[n] not in KILLED]
+    new_kills = [n for n in checked if after[n] in KILLED and before.get(n) not in KILLED]
 
     def row(name: str, last: str) -> list[str]:
         d = described[name]
@@ -269,8 +273,9 @@ def write_report(baseline: dict, results: dict) -> None:
         f"hypothesis capped at {results['max_examples']} examples per property test, "
         "no shrinking, `-x`, `-p no:cacheprovider`; each mutant runs only the tests that",
         "  reached its function in the clean run.",
-        f"- Time: baseline (every mutant, {baseline['mutants']} mutants) "
-        f"{baseline['seconds'] / 60:.1f} min wall; rerun of the {results['rerun']} mutants it "
+        f"- Time: baseline {baseline['seconds'] / 60:.1f} min wall for "
+        f"{sum(s != 'not checked' for s in before.values())} of the {baseline['mutants']} "
+        f"mutants; rerun of the {results['rerun']} mutants it "
         f"left alive {results['seconds'] / 60:.1f} min wall"
         + (
             f"; test_ddp.py against distributed.py {results['ddp_seconds'] / 60:.1f} min"
@@ -293,13 +298,15 @@ def write_report(baseline: dict, results: dict) -> None:
         "Killed = killed, timed out or crashed. Equivalent mutants (listed below, each with its",
         "reason) cannot be killed by any test and are left out of the second figure.",
         "",
-        f"- Before tests/test_core_contracts.py: {score(killed_before, total)} of all mutants, "
-        f"{score(killed_before, real)} of the non-equivalent ones.",
-        f"- After: {score(killed_after, total)} of all mutants, "
+        f"- Before tests/test_core_contracts.py: {score(killed_before, total)} of the mutants "
+        f"run, {score(killed_before, real)} of the non-equivalent ones.",
+        f"- After: {score(killed_after, total)} of the mutants run, "
         f"{score(killed_after, real)} of the non-equivalent ones.",
+        f"- Not run (time-boxed): {len(after) - total} of {len(after)} mutants.",
         "",
         *_table(
-            per_module, ["module", "mutants", "killed before", "killed after", "equivalent", "open"]
+            per_module,
+            ["module", "mutants", "not run", "killed before", "killed after", "equivalent", "open"],
         ),
         "",
         "## What the survivors revealed in the code",
@@ -367,6 +374,29 @@ def main() -> None:
         help="record the results already under mutants/ (no mutmut run)",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a time-boxed run: --baseline runs the mutants it did not reach; the "
+        "default step reruns only what is still alive",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=[],
+        help="mutant name patterns (fnmatch), e.g. 'advnlp.distributed.*'",
+    )
+    parser.add_argument(
+        "--no-attribution",
+        action="store_true",
+        help="skip finding which contract test kills each mutant",
+    )
+    parser.add_argument(
+        "--elapsed",
+        type=float,
+        default=0.0,
+        help="with --no-run: the wall seconds of the run being recorded",
+    )
+    parser.add_argument(
         "--ddp",
         action="store_true",
         help="also run tests/test_ddp.py against distributed.py's survivors",
@@ -388,13 +418,42 @@ def main() -> None:
     }
 
     if args.baseline:
-        seconds = 0.0
+        _run_baseline(args, stamp)
+        return
+    baseline = json.loads(BASELINE.read_text())
+    if args.report_only:
+        write_report(baseline, json.loads(RESULTS.read_text()))
+        return
+    _run_after(args, stamp, baseline)
+
+
+def _matches(name: str, patterns: list[str]) -> bool:
+    return not patterns or any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def _run_baseline(args: argparse.Namespace, stamp: dict) -> None:
+    """Every mutant (or, with --resume, those the last baseline did not reach), without the
+    contract tests."""
+    env = _environment(deselect=CONTRACTS)
+    if args.resume:
+        baseline = json.loads(BASELINE.read_text())
+        names = [
+            n
+            for n, s in baseline["statuses"].items()
+            if s == "not checked" and _matches(n, args.only)
+        ]
+        seconds = args.elapsed
+        if not args.no_run and names:
+            seconds = _mutmut(["run", f"--max-children={args.workers}", *names], env, args.nice)
+        now = _statuses()
+        baseline["statuses"].update({n: now[n] for n in names})
+        baseline["seconds"] += seconds
+    else:
+        seconds = args.elapsed
         if not args.no_run:
             subprocess.run(["rm", "-rf", str(ROOT / "mutants")], check=True)
-            env = _environment(deselect=CONTRACTS)
-            seconds = _mutmut(["run", f"--max-children={args.workers}"], env=env, nice=args.nice)
+            seconds = _mutmut(["run", f"--max-children={args.workers}"], env, args.nice)
         statuses = _statuses()
-        stamp["machine"] = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}."
         baseline = {
             **stamp,
             "seconds": seconds,
@@ -402,25 +461,34 @@ def main() -> None:
             "statuses": statuses,
             "tests": [t for t in _config_tests() if t != CONTRACTS],
         }
-        BASELINE.write_text(json.dumps(baseline, indent=1, ensure_ascii=False) + "\n")
-        _say(f"baseline: {Counter(statuses.values())}")
-        return
+    BASELINE.write_text(json.dumps(baseline, indent=1, ensure_ascii=False) + "\n")
+    _say(f"baseline: {Counter(baseline['statuses'].values())}")
 
-    baseline = json.loads(BASELINE.read_text())
-    if args.report_only:
-        write_report(baseline, json.loads(RESULTS.read_text()))
-        return
-    rerun = [n for n, s in baseline["statuses"].items() if s not in KILLED]
+
+def _run_after(args: argparse.Namespace, stamp: dict, baseline: dict) -> None:
+    """Rerun, with every test, what the baseline left alive (with --resume: only those not yet
+    killed by an earlier rerun, whose time is added to the earlier one's)."""
+    before = baseline["statuses"]
+    alive_before = [n for n, s in before.items() if s not in KILLED | {"not checked"}]
+    previous = json.loads(RESULTS.read_text()) if args.resume and RESULTS.exists() else None
+    now = _statuses()
+    rerun = [
+        n
+        for n in alive_before
+        if _matches(n, args.only) and not (args.resume and now.get(n) in KILLED)
+    ]
     seconds = 0.0
-    if not args.no_run:
+    if not args.no_run and rerun:
         seconds = _mutmut(
-            ["run", f"--max-children={args.workers}", *rerun], env=_environment(), nice=args.nice
+            ["run", f"--max-children={args.workers}", *rerun], _environment(), args.nice
         )
-    statuses = {**baseline["statuses"], **{n: s for n, s in _statuses().items() if n in rerun}}
+    now = _statuses()
+    statuses = {**before, **{n: now[n] for n in alive_before if args.resume or n in rerun}}
     results = {
         **stamp,
-        "seconds": seconds,
-        "rerun": len(rerun),
+        # --elapsed: wall time of an earlier, interrupted rerun that left no results file
+        "seconds": seconds + args.elapsed + (previous["seconds"] if previous else 0.0),
+        "rerun": len(alive_before) if args.resume else len(rerun),
         "statuses": statuses,
         "tests": _config_tests(),
     }
@@ -428,22 +496,26 @@ def main() -> None:
         distributed = [
             n
             for n, s in statuses.items()
-            if n.startswith("advnlp.distributed.") and s not in KILLED
+            if n.startswith("advnlp.distributed.") and s not in KILLED | {"not checked"}
         ]
         start = time.perf_counter()
         ddp = _run_ddp(distributed, args.nice)
         results["ddp_seconds"] = time.perf_counter() - start
         results["ddp"] = ddp
         statuses.update({n: s for n, s in ddp.items() if s == "killed"})
-    alive_or_new = [
+    changed = [
         n
         for n, s in statuses.items()
-        if s not in KILLED or baseline["statuses"].get(n) not in KILLED
+        if s != "not checked" and (s not in KILLED or before.get(n) not in KILLED)
     ]
-    results["described"] = {n: _describe(n) for n in alive_or_new}
+    old = previous.get("described", {}) if previous else {}
+    results["described"] = {n: old.get(n) or _describe(n) for n in changed}
     stats = json.loads((ROOT / "mutants" / "mutmut-stats.json").read_text())
-    new_kills = [n for n in alive_or_new if statuses[n] in KILLED]
-    results["killers"] = _attribute(new_kills, stats["tests_by_mangled_function_name"])
+    killers = previous.get("killers", {}) if previous else {}
+    new_kills = [n for n in changed if statuses[n] in KILLED and n not in killers]
+    if not args.no_attribution:
+        killers.update(_attribute(new_kills, stats["tests_by_mangled_function_name"]))
+    results["killers"] = killers
     RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     _say(f"after: {Counter(statuses.values())}")
     write_report(baseline, results)

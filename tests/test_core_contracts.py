@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import multiprocessing
+import traceback
 import warnings
 
 import pytest
@@ -45,6 +46,19 @@ def test_settings_are_the_arguments_given(name, kwargs):
     assert list(adv.settings()) == list(advnlp.registry.hyperparameters(name))
     hyper = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
     assert repr(adv) == f"{type(adv).__name__}({hyper}, embedding='tokens')"
+
+
+def test_repr_of_a_half_built_method_works():
+    """pytest -l and debuggers show the locals of a failing __init__: repr must not raise."""
+    with pytest.raises(advnlp.EmbeddingNotFoundError) as info:
+        advnlp.FGM(plain_lstm().model, target="no_such_embedding")
+    built = [
+        frame.f_locals["self"]
+        for frame, _ in traceback.walk_tb(info.tb)
+        if isinstance(frame.f_locals.get("self"), advnlp.FGM)
+    ]
+    expected = "FGM(epsilon=1.0, scope='token', adversarial_only=False, embedding=None)"
+    assert repr(built[0]) == expected
 
 
 def test_baseline_keeps_the_model_and_names_a_wrong_one():
@@ -168,7 +182,7 @@ def test_build_takes_target_and_scaler_except_for_the_baseline():
 def test_check_accepts_valid_settings_and_plumbing():
     assert advnlp.registry.check("pgd", epsilon=0.5, steps=2, target="no.such.module") is None
     assert advnlp.registry.check("FGM", scope="example", scaler=object()) is None
-    assert advnlp.registry.check("none") is None
+    assert advnlp.registry.check("none", target="tokens", scaler=object()) is None
 
 
 @pytest.mark.parametrize(
@@ -306,13 +320,79 @@ class TwoCalls(nn.Module):
         ("gp", {}),
     ],
 )
-def test_an_embedding_output_the_loss_does_not_use_is_fine(name, kwargs):
+@pytest.mark.parametrize("scaled", [False, True])
+def test_an_embedding_output_the_loss_does_not_use_is_fine(name, kwargs, scaled):
     torch.manual_seed(0)
     model = TwoCalls()
     ids = torch.tensor([[1, 2, 0], [3, 4, 5]])
-    loss = advnlp.build(name, model, **kwargs).backward(lambda: model(ids))
+    scaler = torch.amp.GradScaler("cpu", init_scale=16.0, enabled=scaled)
+    adv = advnlp.build(name, model, scaler=scaler, **kwargs)
+    loss = adv.backward(lambda: model(ids), backward=lambda loss: scaler.scale(loss).backward())
     assert torch.isfinite(loss)
     assert torch.isfinite(model.head.weight.grad).all()
+
+
+class IgnoresTokens(nn.Module):
+    """Runs its embedding but computes the loss from a bias alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(10, 4)
+        self.bias = nn.Parameter(torch.ones(3))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        self.tokens(ids)
+        return (self.bias**2).sum()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("fgm", {}), ("fgm", {"adversarial_only": True, "scope": "example"}), ("pgd", {})],
+)
+def test_a_loss_that_ignores_the_embedding_gets_no_perturbation(name, kwargs):
+    model = IgnoresTokens()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        advnlp.build(name, model, **kwargs).backward(lambda: model(torch.tensor([[1, 2]])))
+    assert torch.isfinite(model.bias.grad).all()
+
+
+class SumsPadding(nn.Module):
+    """A loss that reads the padding positions too (no attention mask), recording its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(10, 4, padding_idx=0)
+        self.head = nn.Linear(4, 1)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.tokens(ids)
+        self.seen.append(e.detach().clone())
+        return self.head(e.tanh()).sum()
+
+
+@pytest.mark.parametrize("scope", ["token", "example"])
+def test_padding_is_never_perturbed_even_where_the_loss_reads_it(scope):
+    torch.manual_seed(0)
+    model = SumsPadding()
+    ids = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    advnlp.FGM(model, epsilon=1.0, scope=scope).backward(lambda: model(ids))
+    clean, adversarial = model.seen
+    padding = ids == 0
+    assert torch.equal(adversarial[padding], clean[padding])
+    assert not torch.equal(adversarial[~padding], clean[~padding])
+
+
+def test_a_non_finite_gradient_warning_names_the_method():
+    case = plain_lstm(torch.float32)
+    message = (
+        r"^PGD: the gradient of the embedding output is not finite \(inf/nan, e.g. fp16 "
+        r"overflow\); this step is not perturbed$"
+    )
+    with pytest.warns(RuntimeWarning, match=message) as record:
+        advnlp.PGD(case.model).backward(lambda: case.closure() * torch.tensor(float("inf")))
+    assert record[0].filename != advnlp.base.__file__  # stacklevel: not the helper that warns
 
 
 def test_fewer_embedding_calls_in_a_later_pass_is_an_error():
@@ -394,6 +474,30 @@ def test_gradient_penalty_squares_half_gradients_in_float32():
     assert float(adv.last_penalty) == 0.5 * 3 * 4 * 300.0**2
 
 
+class TinyGradient(nn.Module):
+    """A float16 embedding whose output gradient is 1e-6: subnormal in float16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(10, 4).half()
+        self.scale = nn.Parameter(torch.ones(4, dtype=torch.float16))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return (self.tokens(ids) * self.scale).sum().float() * 1e-6
+
+
+def test_gradient_penalty_unscales_half_gradients_in_float32():
+    """Under a GradScaler the scaled fp16 gradient (about 0.066) is divided by the scale in
+    float32; divided in float16 it would land on the subnormal grid (1e-6 off by 1.3%)."""
+    model = TinyGradient()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    adv = advnlp.GradientPenalty(model, scaler=scaler)
+    adv.backward(
+        lambda: model(torch.tensor([[1, 2, 3]])), lambda loss: scaler.scale(loss).backward()
+    )
+    assert float(adv.last_penalty) == pytest.approx(6e-12, rel=2e-3, abs=0)
+
+
 def test_gradient_penalty_warns_when_the_penalty_is_not_finite():
     case = plain_lstm(torch.float32)
     adv = advnlp.GradientPenalty(case.model)
@@ -454,8 +558,8 @@ def test_gather_collects_every_rank_in_rank_order(tmp_path):
 
 
 ROWS = {  # rank -> (sorted distinct ids of its batch, their gradient rows): 3 rows vs 2
-    0: (torch.tensor([1, 3, 5]), torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])),
-    1: (torch.tensor([3, 4]), torch.tensor([[10.0, 20.0], [30.0, 40.0]])),
+    0: (torch.tensor([2, 3, 5], dtype=torch.int32), torch.tensor([[1.0, 2], [3, 4], [5, 6]])),
+    1: (torch.tensor([3, 4], dtype=torch.int32), torch.tensor([[10.0, 20], [30, 40]])),
 }
 
 
@@ -478,7 +582,9 @@ def test_token_rows_are_summed_over_ranks_by_token_id(tmp_path):
     assert sum_rows_across_ranks(alone) is alone  # not distributed: nothing to exchange
     for result in _run_ranks(tmp_path, _summed_rows):
         assert result["world_size"] == 2
-        assert torch.equal(result["keys"], torch.tensor([1, 3, 4, 5]))
+        # the ids' dtype is kept (int32 here), and padding slots never become ids
+        assert result["keys"].dtype == torch.int32
+        assert result["keys"].tolist() == [2, 3, 4, 5]
         expected = torch.tensor([[1.0, 2.0], [13.0, 24.0], [30.0, 40.0], [5.0, 6.0]])
         assert torch.equal(result["rows"], expected)
         assert result["example_untouched"]  # example scope: nothing to exchange
