@@ -48,5 +48,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         current = getattr(test, "_hypothesis_internal_use_settings", None)
         if current is not None and current.max_examples > cap:
             test._hypothesis_internal_use_settings = settings(current, max_examples=cap)
-    # Property tests last: with -x, most mutants die in a fast example-based test first.
-    items.sort(key=lambda item: hasattr(getattr(item, "obj", None), "hypothesis"))
+    # Fast, targeted tests first and property tests last: with -x most mutants die early.
+    items.sort(
+        key=lambda item: (
+            hasattr(getattr(item, "obj", None), "hypothesis"),
+            "test_core_contracts" not in item.nodeid,
+        )
+    )

@@ -45,7 +45,7 @@ DDP_TESTS = "tests/test_ddp.py"
 KILLED = {"killed", "timeout", "segfault"}  # a mutant the tests detect, one way or another
 
 sys.path.insert(0, str(SCRIPTS))
-from mutation_notes import FINDINGS, NOTES  # noqa: E402
+from mutation_notes import DECISIONS, FINDINGS, NOTES  # noqa: E402
 
 
 def _say(*parts: object) -> None:
@@ -265,8 +265,9 @@ def write_report(baseline: dict, results: dict) -> None:
         f"- Tester: mutmut {__version__}, config in pyproject.toml `[tool.mutmut]`; mutmut mutates",
         "  the bodies of functions and methods (module-level constants such as `NORM_FLOOR`,",
         "  `SCOPES` or `ALIASES` are not mutated).",
-        f"- Source: commit {baseline['commit']} (baseline) / {results['commit']} (after), "
-        f"{baseline['date']} / {results['date']}.",
+        f"- Source: src/ as of commit {_git('log', '-1', '--format=%h', '--', 'src')}; runs "
+        f"recorded at branch commits {baseline['commit']} (baseline) / {results['commit']} "
+        f"(after), {baseline['date']} / {results['date']}.",
         f"- Mutated: {', '.join(m for m in modules)}.",
         "- Tests: " + ", ".join(f"`{t}`" for t in results["tests"]) + ".",
         f"- Settings: {results['workers']} workers, `nice -n {results['nice']}`, "
@@ -291,6 +292,9 @@ def write_report(baseline: dict, results: dict) -> None:
         'pip install "mutmut>=3.8,<4"   # or: pip install -e ".[dev]"',
         "python scripts/mutation_report.py --baseline   # every mutant, without the contract tests",
         "python scripts/mutation_report.py              # rerun the survivors with every test",
+        "# time-boxed: stop either step, then continue it, all or per module, e.g.",
+        "python scripts/mutation_report.py --baseline --resume --only 'advnlp.registry.*'",
+        "python scripts/mutation_report.py --resume --only 'advnlp.registry.*'",
         "```",
         "",
         "## Score",
@@ -308,6 +312,10 @@ def write_report(baseline: dict, results: dict) -> None:
             per_module,
             ["module", "mutants", "not run", "killed before", "killed after", "equivalent", "open"],
         ),
+        "",
+        "## Choices",
+        "",
+        *[f"- {decision}" for decision in DECISIONS],
         "",
         "## What the survivors revealed in the code",
         "",

@@ -557,8 +557,11 @@ def test_gather_collects_every_rank_in_rank_order(tmp_path):
         assert all(torch.equal(a, b) for a, b in zip(result, expected, strict=True))
 
 
-ROWS = {  # rank -> (sorted distinct ids of its batch, their gradient rows): 3 rows vs 2
-    0: (torch.tensor([2, 3, 5], dtype=torch.int32), torch.tensor([[1.0, 2], [3, 4], [5, 6]])),
+ROWS = {  # rank -> (sorted distinct ids of its batch, their gradient rows): 4 rows vs 2
+    0: (
+        torch.tensor([0, 2, 3, 5], dtype=torch.int32),
+        torch.tensor([[7.0, 8], [1, 2], [3, 4], [5, 6]]),
+    ),
     1: (torch.tensor([3, 4], dtype=torch.int32), torch.tensor([[10.0, 20], [30, 40]])),
 }
 
@@ -570,6 +573,7 @@ def _summed_rows(rank: int) -> dict:
     return {
         "keys": token.keys,
         "rows": token.parts[0],
+        "scope": token.scope,
         "example_untouched": sum_rows_across_ranks(example) is example,
         "world_size": advnlp.distributed.world_size(),
     }
@@ -584,8 +588,9 @@ def test_token_rows_are_summed_over_ranks_by_token_id(tmp_path):
         assert result["world_size"] == 2
         # the ids' dtype is kept (int32 here), and padding slots never become ids
         assert result["keys"].dtype == torch.int32
-        assert result["keys"].tolist() == [2, 3, 4, 5]
-        expected = torch.tensor([[1.0, 2.0], [13.0, 24.0], [30.0, 40.0], [5.0, 6.0]])
+        assert result["keys"].tolist() == [0, 2, 3, 4, 5]  # 0 is a token like any other
+        assert result["scope"] == "token"
+        expected = torch.tensor([[7.0, 8.0], [1.0, 2.0], [13.0, 24.0], [30.0, 40.0], [5.0, 6.0]])
         assert torch.equal(result["rows"], expected)
         assert result["example_untouched"]  # example scope: nothing to exchange
 
