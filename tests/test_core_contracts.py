@@ -24,7 +24,15 @@ from .models import plain_lstm
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     [
-        ("fgm", {"epsilon": 0.25, "scope": "example", "adversarial_only": True}),
+        (
+            "fgm",
+            {
+                "epsilon": 0.25,
+                "scope": "example",
+                "adversarial_only": True,
+                "epsilon_unit": "relative",
+            },
+        ),
         ("gp", {"epsilon": 0.75}),
         (
             "pgd",
@@ -34,9 +42,19 @@ from .models import plain_lstm
                 "steps": 2,
                 "scope": "token",
                 "adversarial_only": True,
+                "epsilon_unit": "absolute",
             },
         ),
-        ("freelb", {"epsilon": 0.5, "alpha": 0.125, "steps": 4, "init_magnitude": 0.0625}),
+        (
+            "freelb",
+            {
+                "epsilon": 0.5,
+                "alpha": 0.125,
+                "steps": 4,
+                "init_magnitude": 0.0625,
+                "epsilon_unit": "relative",
+            },
+        ),
     ],
 )
 def test_settings_are_the_arguments_given(name, kwargs):
@@ -57,7 +75,10 @@ def test_repr_of_a_half_built_method_works():
         for frame, _ in traceback.walk_tb(info.tb)
         if isinstance(frame.f_locals.get("self"), advnlp.FGM)
     ]
-    expected = "FGM(epsilon=1.0, scope='token', adversarial_only=False, embedding=None)"
+    expected = (
+        "FGM(epsilon=1.0, scope='token', adversarial_only=False, epsilon_unit='absolute', "
+        "embedding=None)"
+    )
     assert repr(built[0]) == expected
 
 
@@ -113,7 +134,12 @@ def test_names_resolve_whatever_their_case_spacing_and_dashes():
 
 DEFAULTS = {
     "none": {},
-    "fgm": {"epsilon": 1.0, "scope": "token", "adversarial_only": False},
+    "fgm": {
+        "epsilon": 1.0,
+        "scope": "token",
+        "adversarial_only": False,
+        "epsilon_unit": "absolute",
+    },
     "gp": {"epsilon": 1.0},
     "pgd": {
         "epsilon": 1.0,
@@ -121,8 +147,15 @@ DEFAULTS = {
         "steps": 3,
         "scope": "example",
         "adversarial_only": False,
+        "epsilon_unit": "absolute",
     },
-    "freelb": {"epsilon": 1.0, "alpha": 0.1, "steps": 3, "init_magnitude": 0.1},
+    "freelb": {
+        "epsilon": 1.0,
+        "alpha": 0.1,
+        "steps": 3,
+        "init_magnitude": 0.1,
+        "epsilon_unit": "absolute",
+    },
 }
 
 
@@ -133,7 +166,14 @@ def test_defaults_are_the_documented_ones(name):
     assert advnlp.build(name, plain_lstm().model).settings() == DEFAULTS[name]
 
 
-BAD_VALUES = {"epsilon": -1.0, "alpha": -1.0, "init_magnitude": -1.0, "steps": 0, "scope": "x"}
+BAD_VALUES = {
+    "epsilon": -1.0,
+    "alpha": -1.0,
+    "init_magnitude": -1.0,
+    "steps": 0,
+    "scope": "x",
+    "epsilon_unit": "percent",
+}
 
 
 @pytest.mark.parametrize(
@@ -173,7 +213,7 @@ def test_build_takes_target_and_scaler_except_for_the_baseline():
     with pytest.raises(
         advnlp.ConfigError,
         match=r"does not take 'alpha', 'steps'; it takes: "
-        r"adversarial_only, epsilon, scaler, scope, target$",
+        r"adversarial_only, epsilon, epsilon_unit, scaler, scope, target$",
     ):
         advnlp.registry.build("fgm", model, steps=2, alpha=0.1)
 
