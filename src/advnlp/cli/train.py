@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
+from ..experiment.report import markdown
 from ..registry import hyperparameters, method_names
 from . import common
 
@@ -86,7 +87,7 @@ def summary(results: dict, output: Path) -> str:
         ]
         for e in results["epochs"]
     ]
-    table = common.markdown(
+    table = markdown(
         ["epoch", "train loss", "dev accuracy %", "dev macro-F1 %", "step time (s)"], rows
     )
     test, dev = results.get("test"), results["dev"]

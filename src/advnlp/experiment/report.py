@@ -250,6 +250,19 @@ def _row(group: dict[str, Any], baseline_time: float | None, with_test: bool) ->
     return [*cells, _ratio(group["median_step_time_s"], baseline_time)]
 
 
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    """A markdown table with aligned columns (for terminals as well as files)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def markdown_table(summary: dict[str, Any]) -> str:
     """A markdown table of ``summarize``'s output, one row per group, under a one-line header
     that says what the ± and the tests are. Missing values are shown as "—"."""

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..experiment.io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..experiment.report import markdown
 from .attack import Report
 
 HEADER = (
@@ -55,15 +56,7 @@ def markdown_table(report: Report) -> str:
                 f"{result.examples_per_second:.2f}",
             ]
         )
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(COLUMNS)]
-    lines = [
-        "| " + " | ".join(h.ljust(w) for h, w in zip(COLUMNS, widths, strict=True)) + " |",
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-    ]
-    lines += [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
-    ]
-    return "\n".join(lines)
+    return markdown(COLUMNS, rows)
 
 
 def plot(report: Report, path: Path) -> None:
