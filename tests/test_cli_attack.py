@@ -144,43 +144,61 @@ def _fails(args, capsys, *needles):
     return err
 
 
-def test_mistakes_exit_2_with_one_line_and_write_nothing(files, tmp_path, capsys):
+# (id, extra flags, the data / model to use instead of the defaults, what the one line says)
+MISTAKES = [
+    ("no-model-folder", [], {"model": "no-model"}, ["--model", "no such folder"]),
+    ("model-folder-without-config", [], {"model": "empty-folder"}, ["--model", "no config.json"]),
+    (
+        "label-the-model-does-not-know",
+        [],
+        {"data": "unknown_label"},
+        ["labels.jsonl:2: label 'meh' is not one the model knows (its labels: neg, pos)"],
+    ),
+    ("empty-data", [], {"data": "empty"}, ["--data", "the file is empty"]),
+    ("no-data-file", [], {"data": "none.json"}, ["--data", "no such file"]),
+    ("budget-zero", ["--budget", "0"], {}, ["--budget 0: must be in (0, 1]"]),
+    ("budget-over-one", ["--budget", "1.5"], {}, ["--budget 1.5: must be in (0, 1]"]),
+    ("budget-not-a-number", ["--budget", "x"], {}, ["--budget 'x': expected"]),
+    ("negative-radius", ["--radius=-0.1"], {}, ["--radius -0.1: must be a finite number >= 0"]),
+    (
+        "unknown-attack",
+        ["--attack", "fgsm"],
+        {},
+        ["--attack 'fgsm': unknown attack; known: homophone, variant, typo, neighbour"],
+    ),
+    (
+        "homophone-on-english",
+        ["--attack", "homophone"],
+        {"data": "english"},
+        ["--attack homophone: it edits Chinese text, but only 0 of 8 examples hold any"],
+    ),
+    (
+        "typo-on-chinese",
+        ["--attack", "variant,typo"],
+        {"data": "chinese"},
+        ["--attack typo: it edits Latin-script (e.g. English) text"],
+    ),
+    ("zero-queries", ["--max-queries", "0"], {}, ["--max-queries 0: must be >= 1"]),
+    ("zero-examples", ["--max-examples", "0"], {}, ["--max-examples 0: must be >= 1"]),
+    ("seed-not-a-number", ["--seed", "x"], {}, ["--seed: 'x' is not a whole number"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "needles"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES]
+)
+def test_a_mistake_exits_2_with_one_line_and_writes_nothing(
+    files, tmp_path, capsys, extra, where, needles
+):
     files["empty"].write_text("")
-    empty_folder = tmp_path / "empty-folder"
-    empty_folder.mkdir()
+    (tmp_path / "empty-folder").mkdir()
+    paths = {key: files[name] if name in files else tmp_path / name for key, name in where.items()}
     out = tmp_path / "out"
-    cases = [
-        (attack_args(files, out, model=tmp_path / "no-model"), ["--model", "no such folder"]),
-        (attack_args(files, out, model=empty_folder), ["--model", "no config.json"]),
-        (
-            attack_args(files, out, data=files["unknown_label"]),
-            ["labels.jsonl:2: label 'meh' is not one the model knows (its labels: neg, pos)"],
-        ),
-        (attack_args(files, out, data=files["empty"]), ["--data", "the file is empty"]),
-        (attack_args(files, out, data=tmp_path / "none.json"), ["--data", "no such file"]),
-        (attack_args(files, out, "--budget", "0"), ["--budget 0: must be in (0, 1]"]),
-        (attack_args(files, out, "--budget", "1.5"), ["--budget 1.5: must be in (0, 1]"]),
-        (attack_args(files, out, "--budget", "x"), ["--budget 'x': expected"]),
-        (attack_args(files, out, "--radius=-0.1"), ["--radius -0.1: must be a finite number >= 0"]),
-        (
-            attack_args(files, out, "--attack", "fgsm"),
-            ["--attack 'fgsm': unknown attack; known: homophone, variant, typo, neighbour"],
-        ),
-        (
-            attack_args(files, out, "--attack", "homophone", data=files["english"]),
-            ["--attack homophone: it edits Chinese text, but only 0 of 8 examples hold any"],
-        ),
-        (
-            attack_args(files, out, "--attack", "variant,typo", data=files["chinese"]),
-            ["--attack typo: it edits Latin-script (e.g. English) text"],
-        ),
-        (attack_args(files, out, "--max-queries", "0"), ["--max-queries 0: must be >= 1"]),
-        (attack_args(files, out, "--max-examples", "0"), ["--max-examples 0: must be >= 1"]),
-    ]
-    for args, needles in cases:
-        _fails(args, capsys, *needles)
+    _fails(attack_args(files, out, *extra, **paths), capsys, *needles)
     assert not out.exists(), "a failed attack must not create its output folder"
 
+
+def test_a_folder_that_is_not_an_attack_output_is_refused_and_kept(files, tmp_path, capsys):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
