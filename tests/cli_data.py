@@ -36,3 +36,17 @@ def write_splits(folder: Path, train: int = 64, dev: int = 24) -> tuple[Path, Pa
         write_jsonl(folder / "train.jsonl", examples(train, 0)),
         write_jsonl(folder / "dev.jsonl", examples(dev, 1)),
     )
+
+
+def fails_in_one_line(args: list[str], capsys, *needles: str) -> str:
+    """Run the CLI in-process: exit 2, one stderr line holding every needle, no traceback."""
+    from advnlp.cli import main
+
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err

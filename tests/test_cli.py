@@ -15,7 +15,7 @@ pytest.importorskip("datasets")
 
 from advnlp.cli import main  # noqa: E402
 
-from .cli_data import SMALL_RUN, write_splits  # noqa: E402
+from .cli_data import SMALL_RUN, fails_in_one_line, write_splits  # noqa: E402
 
 FAST = ["--epochs", "1", *SMALL_RUN]
 
@@ -118,31 +118,24 @@ def test_sentence_pairs_and_csv(tmp_path):
     assert results["labels"] == ["no", "yes"]
 
 
-def _fails(args, capsys, *needles):
-    code = main(args)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 def test_output_folder_rules(splits, tmp_path, capsys):
     train, dev = splits
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    _fails(train_args(train, dev, foreign), capsys, "the folder is not empty", "--overwrite")
-    _fails(train_args(train, dev, foreign, "--overwrite"), capsys, "does not hold an advnlp run")
+    fails_in_one_line(
+        train_args(train, dev, foreign), capsys, "the folder is not empty", "--overwrite"
+    )
+    fails_in_one_line(
+        train_args(train, dev, foreign, "--overwrite"), capsys, "does not hold an advnlp run"
+    )
     assert (foreign / "notes.txt").read_text() == "keep me"
 
     out = tmp_path / "run"
     assert main(train_args(train, dev, out, "--method", "none")) == 0
     capsys.readouterr()
-    _fails(train_args(train, dev, out, "--method", "none"), capsys, "not empty")
-    _fails(
+    fails_in_one_line(train_args(train, dev, out, "--method", "none"), capsys, "not empty")
+    fails_in_one_line(
         train_args(train, dev, out, "--method", "gp", "--resume"),
         capsys,
         "was started with method='none', not 'gp'",
@@ -279,7 +272,7 @@ def test_local_pretrained_folder_and_save_to_disk_data(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["labels"] == ["neg", "pos"] and results["dev"]["n"] == 16
     capsys.readouterr()  # the progress bars of save_to_disk above
-    _fails(
+    fails_in_one_line(
         ["train", "--train", str(folder), "--dev", str(folder), "--output", str(out / "x"), *FAST],
         capsys,
         "holds splits train, validation",

@@ -15,7 +15,7 @@ pytest.importorskip("opencc")
 from advnlp.cli import main  # noqa: E402
 from advnlp.robustness import attack_run  # noqa: E402
 
-from .cli_data import examples, write_jsonl  # noqa: E402
+from .cli_data import examples, fails_in_one_line, write_jsonl  # noqa: E402
 from .test_robustness import tiny_classifier, tokenizer_for  # noqa: E402
 
 
@@ -133,17 +133,6 @@ def test_attack_run_reads_a_finished_run_folder(files, tmp_path):
     assert report.settings["model"] == str(run / "model")
 
 
-def _fails(args, capsys, *needles):
-    code = main(args)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert "Traceback" not in err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
 # (id, extra flags, the data / model to use instead of the defaults, what the one line says)
 MISTAKES = [
     ("no-model-folder", [], {"model": "no-model"}, ["--model", "no such folder"]),
@@ -194,7 +183,7 @@ def test_a_mistake_exits_2_with_one_line_and_writes_nothing(
     (tmp_path / "empty-folder").mkdir()
     paths = {key: files[name] if name in files else tmp_path / name for key, name in where.items()}
     out = tmp_path / "out"
-    _fails(attack_args(files, out, *extra, **paths), capsys, *needles)
+    fails_in_one_line(attack_args(files, out, *extra, **paths), capsys, *needles)
     assert not out.exists(), "a failed attack must not create its output folder"
 
 
@@ -202,7 +191,9 @@ def test_a_folder_that_is_not_an_attack_output_is_refused_and_kept(files, tmp_pa
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    _fails(attack_args(files, foreign, "--attack", "typo"), capsys, "--output", "not empty")
+    fails_in_one_line(
+        attack_args(files, foreign, "--attack", "typo"), capsys, "--output", "not empty"
+    )
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
 
 
