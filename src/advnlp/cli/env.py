@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import platform
-from importlib.metadata import PackageNotFoundError, version
+
+from ..experiment.train import RUN_PACKAGES, package_versions
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
@@ -16,24 +17,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     print(f"- platform: {platform.platform()}")
-    print(f"- python: {platform.python_version()}")
-    packages = (
-        "advnlp",
-        "torch",
-        "transformers",
-        "accelerate",
-        "datasets",
-        "tokenizers",
-        "scikit-learn",
-        "matplotlib",
-        "keras",
-        "pytorch-lightning",
-    )
-    for package in packages:
-        try:
-            print(f"- {package}: {version(package)}")
-        except PackageNotFoundError:
-            print(f"- {package}: not installed")
+    extras = ("matplotlib", "keras", "pytorch-lightning")
+    for package, found in package_versions((*RUN_PACKAGES, *extras)).items():
+        print(f"- {package}: {found}")
     print(f"- CPU threads: {torch.get_num_threads()}")
     cuda = torch.cuda.is_available()
     print(f"- CUDA: {torch.cuda.get_device_name(0) if cuda else 'not available'}")

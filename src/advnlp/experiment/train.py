@@ -517,20 +517,25 @@ def _epochs(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _versions() -> dict[str, str]:
+# What results.json records, and what `advnlp env` prints (with the optional extras).
+RUN_PACKAGES = (
+    "advnlp",
+    "torch",
+    "transformers",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "numpy",
+    "scikit-learn",
+)
+
+
+def package_versions(packages: tuple[str, ...] = RUN_PACKAGES) -> dict[str, str]:
+    """Python's and each package's version ("not installed" where it is missing)."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for package in (
-        "advnlp",
-        "torch",
-        "transformers",
-        "accelerate",
-        "datasets",
-        "tokenizers",
-        "numpy",
-        "scikit-learn",
-    ):
+    for package in packages:
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -636,7 +641,7 @@ def _results(
         "steps": trainer.state.global_step,
         "resumed_from": resumed_from,
         # what a reader needs to reproduce the run (see the README's "Reproducibility")
-        "versions": _versions(),
+        "versions": package_versions(),
         "environment": _environment(),
         "tokenizer_sha256": tokenizer_hash(prepared.tokenizer),
         "vocab_size": len(prepared.tokenizer),
