@@ -10,7 +10,18 @@ dependencies when imported.
 from .base import AdversarialMethod
 from .embedding import find_embedding
 from .errors import ClosureError, ConfigError, EmbeddingNotFoundError
-from .methods import FGM, PGD, Baseline, FreeLB, GradientPenalty
+from .methods import (
+    FGM,
+    PGD,
+    Baseline,
+    BaselineConfig,
+    FGMConfig,
+    FreeLB,
+    FreeLBConfig,
+    GradientPenalty,
+    GradientPenaltyConfig,
+    PGDConfig,
+)
 from .registry import METHODS, build, hyperparameters, method_names
 
 __version__ = "0.1.0"
@@ -18,14 +29,19 @@ __version__ = "0.1.0"
 __all__ = [
     "AdversarialMethod",
     "Baseline",
+    "BaselineConfig",
     "ClosureError",
     "ConfigError",
     "EmbeddingNotFoundError",
     "FGM",
+    "FGMConfig",
     "FreeLB",
+    "FreeLBConfig",
     "GradientPenalty",
+    "GradientPenaltyConfig",
     "METHODS",
     "PGD",
+    "PGDConfig",
     "build",
     "find_embedding",
     "hyperparameters",

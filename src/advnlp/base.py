@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import torch
@@ -59,33 +59,68 @@ class Pass:
 class AdversarialMethod:
     """Base class: finds the token embedding, runs perturbed passes, checks the closure.
 
-    Subclasses implement :meth:`backward` with the building blocks below.
+    A subclass names its ``config_class``, a dataclass holding every hyperparameter (default,
+    check in ``__post_init__``, help text in the field's metadata), and implements
+    :meth:`backward` with the building blocks below. It is built from keyword arguments,
+    ``FGM(model, epsilon=0.5)``, or from a config, ``FGM(model, config=FGMConfig(epsilon=0.5))``;
+    either way the hyperparameters are then attributes too (``adv.epsilon``).
     """
 
     name: ClassVar[str] = ""
+    config_class: ClassVar[type[Any]]
+    # False for a method that perturbs nothing (the baseline): it finds no embedding and takes
+    # neither target= nor scaler=.
+    perturbs: ClassVar[bool] = True
     # "absolute" or "relative" (see perturbation.py); methods that take epsilon_unit set it.
     epsilon_unit: str = "absolute"
 
     def __init__(
         self,
         model: nn.Module,
-        *,
+        *args: Any,
+        config: Any = None,
         target: str | None = None,
         scaler: torch.amp.GradScaler | None = None,
+        **hyperparameters: Any,
     ) -> None:
+        self.config = self._config(config, args, hyperparameters)
+        for item in fields(self.config):
+            setattr(self, item.name, getattr(self.config, item.name))
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not self.perturbs and (target is not None or scaler is not None):
+            name = type(self).__name__
+            raise ConfigError(f"{name} perturbs no embedding: it takes neither target= nor scaler=")
         if not any(p.requires_grad for p in model.parameters()):
             raise ConfigError(
                 f"no parameter of {type(model).__name__} requires grad: nothing would be trained; "
                 "unfreeze some parameters (requires_grad=True)"
             )
         self.model = model
-        self.embedding_name, self.embedding = find_embedding(model, target)
-        self.padding_idx = self.embedding.padding_idx
-        if self.padding_idx is None:  # e.g. GPT-2: padding is whatever the config says, if anything
-            self.padding_idx = getattr(getattr(unwrap(model), "config", None), "pad_token_id", None)
         self.scaler = scaler
+        self.embedding_name, self.embedding, self.padding_idx = None, None, None
+        if self.perturbs:
+            self.embedding_name, self.embedding = find_embedding(model, target)
+            self.padding_idx = self.embedding.padding_idx
+            if self.padding_idx is None:  # e.g. GPT-2: padding is what the config says, if any
+                config = getattr(unwrap(model), "config", None)
+                self.padding_idx = getattr(config, "pad_token_id", None)
+
+    @classmethod
+    def _config(cls, config: Any, args: tuple, hyperparameters: dict[str, Any]) -> Any:
+        """The config from ``config=``, or from the hyperparameters given as arguments."""
+        if config is None:
+            return cls.config_class(*args, **hyperparameters)  # its __post_init__ checks them
+        if args or hyperparameters:
+            raise TypeError(
+                f"{cls.__name__}: give the hyperparameters as arguments or as config=, not both"
+            )
+        if not isinstance(config, cls.config_class):
+            raise TypeError(
+                f"{cls.__name__} takes config={cls.config_class.__name__}(...), "
+                f"got {type(config).__name__}"
+            )
+        return config
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         raise NotImplementedError
@@ -97,8 +132,8 @@ class AdversarialMethod:
         )
 
     def settings(self) -> dict[str, Any]:
-        """The method's settings, as passed (for logs and results files)."""
-        return {}
+        """The method's hyperparameters, as checked by its config (for logs and results files)."""
+        return {item.name: getattr(self, item.name) for item in fields(self.config_class)}
 
     # -- building blocks ----------------------------------------------------------------------
     def _forward(self, closure: Closure, offset: Offset | None = None) -> Pass:
@@ -234,7 +269,7 @@ class AdversarialMethod:
         )
 
     @contextlib.contextmanager
-    def _local(self) -> Iterator[None]:
+    def _no_gradient_sync(self) -> Iterator[None]:
         """Passes that only build the perturbation: no DDP gradient all-reduce (``no_sync``).
 
         Gradients they leave in ``.grad`` are reduced together with the last pass's.

@@ -1,8 +1,12 @@
-"""Method names -> classes and their hyperparameters; ``build`` is what the CLI calls."""
+"""Method names -> classes and their hyperparameters; ``build`` is what the CLI calls.
+
+Everything about a hyperparameter (its name, default, check and help text) lives in the
+method's config dataclass (``FGM.config_class`` is ``FGMConfig``); this module only reads it.
+"""
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from typing import Any
 
 from torch import nn
@@ -15,8 +19,8 @@ METHODS: dict[str, type[AdversarialMethod]] = {
     cls.name: cls for cls in (Baseline, FGM, GradientPenalty, PGD, FreeLB)
 }
 ALIASES = {"baseline": "none", "plain": "none", "gradient_penalty": "gp", "gradientpenalty": "gp"}
-# Arguments of every constructor that are plumbing, not hyperparameters.
-_NOT_HYPERPARAMETERS = {"self", "model", "target", "scaler"}
+# What a method that perturbs an embedding takes besides its config: plumbing, not settings.
+PLUMBING = ("target", "scaler")
 
 
 def method_names() -> list[str]:
@@ -33,14 +37,26 @@ def resolve(name: str) -> type[AdversarialMethod]:
     return METHODS[key]
 
 
+def config_fields(name: str) -> tuple[dataclasses.Field, ...]:
+    """The fields of the method's config: one per hyperparameter, with ``metadata["help"]``."""
+    return dataclasses.fields(resolve(name).config_class)
+
+
 def hyperparameters(name: str) -> dict[str, Any]:
-    """``{argument: default}`` of the method's hyperparameters (what ``build`` accepts)."""
-    signature = inspect.signature(resolve(name).__init__)
-    return {
-        arg: param.default
-        for arg, param in signature.parameters.items()
-        if arg not in _NOT_HYPERPARAMETERS and param.kind is not param.VAR_KEYWORD
-    }
+    """``{argument: default}`` of the method's hyperparameters, from its config."""
+    return {field.name: _default(field) for field in config_fields(name)}
+
+
+def arguments(name: str) -> list[str]:
+    """Every keyword argument ``build(name, model, ...)`` takes: hyperparameters and plumbing."""
+    plumbing = PLUMBING if resolve(name).perturbs else ()
+    return [*hyperparameters(name), *plumbing]
+
+
+def accepted(name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``values`` that method ``name`` takes (e.g. a sweep's shared settings)."""
+    known = arguments(name)
+    return {key: value for key, value in values.items() if key in known}
 
 
 def build(name: str, model: nn.Module, **kwargs: Any) -> AdversarialMethod:
@@ -50,24 +66,35 @@ def build(name: str, model: nn.Module, **kwargs: Any) -> AdversarialMethod:
     Unknown keyword arguments are an error naming the ones the method takes.
     """
     cls = resolve(name)
-    known = set(hyperparameters(name))
-    if cls is not Baseline:
-        known |= {"target", "scaler"}
-    unknown = sorted(set(kwargs) - known)
-    if unknown and cls is Baseline:
-        raise ConfigError(f"method 'none' takes no hyperparameters, got {', '.join(unknown)}")
-    if unknown:
-        raise ConfigError(
-            f"method {cls.name!r} does not take {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(sorted(known))}"
-        )
+    _reject_unknown(cls.name, kwargs)
     return cls(model, **kwargs)
 
 
 def check(name: str, **kwargs: Any) -> None:
     """Validate a method's name and hyperparameter values before any model exists.
 
-    Builds the method on a stand-in embedding, so the checks are the constructor's own.
+    The values go through the method's config, whose checks are the method's own; ``target``
+    and ``scaler`` are ignored (they need a model).
     """
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("target", "scaler")}
-    build(name, nn.Embedding(2, 1), **kwargs)
+    cls = resolve(name)
+    values = {key: value for key, value in kwargs.items() if key not in PLUMBING}
+    _reject_unknown(cls.name, values)
+    cls.config_class(**values)
+
+
+def _reject_unknown(name: str, kwargs: dict[str, Any]) -> None:
+    known = arguments(name)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown and not known:
+        raise ConfigError(f"method {name!r} takes no hyperparameters, got {', '.join(unknown)}")
+    if unknown:
+        raise ConfigError(
+            f"method {name!r} does not take {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(sorted(known))}"
+        )
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default

@@ -1,9 +1,21 @@
-"""One file per method; each is a subclass of :class:`advnlp.base.AdversarialMethod`."""
+"""One file per method: a subclass of :class:`advnlp.base.AdversarialMethod` and the dataclass
+of its hyperparameters (its ``config_class``)."""
 
-from .baseline import Baseline
-from .fgm import FGM
-from .freelb import FreeLB
-from .gradient_penalty import GradientPenalty
-from .pgd import PGD
+from .baseline import Baseline, BaselineConfig
+from .fgm import FGM, FGMConfig
+from .freelb import FreeLB, FreeLBConfig
+from .gradient_penalty import GradientPenalty, GradientPenaltyConfig
+from .pgd import PGD, PGDConfig
 
-__all__ = ["Baseline", "FGM", "FreeLB", "GradientPenalty", "PGD"]
+__all__ = [
+    "Baseline",
+    "BaselineConfig",
+    "FGM",
+    "FGMConfig",
+    "FreeLB",
+    "FreeLBConfig",
+    "GradientPenalty",
+    "GradientPenaltyConfig",
+    "PGD",
+    "PGDConfig",
+]

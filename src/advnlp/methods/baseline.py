@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..base import AdversarialMethod, Backward, Closure, _check_loss, default_backward
+
+
+@dataclass
+class BaselineConfig:
+    """Plain training has no hyperparameters."""
 
 
 class Baseline(AdversarialMethod):
@@ -21,12 +26,9 @@ class Baseline(AdversarialMethod):
     """
 
     name = "none"
-
-    def __init__(self, model: nn.Module, **_: Any) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
-        self.embedding_name, self.embedding = None, None
+    config_class = BaselineConfig
+    config: BaselineConfig
+    perturbs = False  # no embedding to find, no gradient of its own to scale
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         loss = closure()

@@ -2,11 +2,46 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from dataclasses import KW_ONLY, dataclass, field
+
+from torch import Tensor
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
 from ..errors import check_choice, check_number, check_steps
 from ..perturbation import EPSILON_UNITS, Perturbation
+
+
+@dataclass
+class FreeLBConfig:
+    """FreeLB's hyperparameters: ``FreeLB(model, config=FreeLBConfig(epsilon=1.0, steps=3))``."""
+
+    epsilon: float = field(
+        default=1.0,
+        metadata={"help": "radius of each example's L2 ball (adv-max-norm in the paper's code)"},
+    )
+    alpha: float = field(default=0.1, metadata={"help": "ascent step length (adv-lr)"})
+    steps: int = field(default=3, metadata={"help": "K (adv-steps), >= 1"})
+    _: KW_ONLY
+    init_magnitude: float = field(
+        default=0.1,
+        metadata={
+            "help": "size of the random start (adv-init-mag); 0 starts at delta = 0",
+        },
+    )
+    epsilon_unit: str = field(
+        default="absolute",
+        metadata={
+            "help": "absolute (L2 lengths in embedding space, the paper's) or relative (epsilon, "
+            "alpha and init_magnitude are fractions of each example's embedding-output norm)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        self.epsilon = check_number("epsilon", self.epsilon)
+        self.alpha = check_number("alpha", self.alpha)
+        self.steps = check_steps("steps", self.steps)
+        self.init_magnitude = check_number("init_magnitude", self.init_magnitude)
+        self.epsilon_unit = check_choice("epsilon_unit", self.epsilon_unit, EPSILON_UNITS)
 
 
 class FreeLB(AdversarialMethod):
@@ -25,14 +60,8 @@ class FreeLB(AdversarialMethod):
 
     Args:
         model: the model the closure runs.
-        epsilon: radius of each example's L2 ball (``adv-max-norm`` in the paper's code).
-        alpha: ascent step length (``adv-lr``).
-        steps: K (``adv-steps``), >= 1.
-        init_magnitude: size of the random start (``adv-init-mag``); 0 starts at delta = 0.
-        epsilon_unit: ``"absolute"`` (default: L2 lengths in embedding space, the paper's) or
-            ``"relative"``: epsilon, alpha and init_magnitude are fractions of each example's
-            embedding-output norm over its non-padding positions (0.1 = a tenth of the
-            example's own embedding; the same value transfers across models).
+        epsilon, alpha, steps, init_magnitude, epsilon_unit: the hyperparameters, see
+            :class:`FreeLBConfig` (or pass ``config=FreeLBConfig(...)``).
         target: name, dotted suffix or regex of the token embedding.
         scaler: the ``torch.amp.GradScaler`` in use, if any.
 
@@ -42,35 +71,9 @@ class FreeLB(AdversarialMethod):
     """
 
     name = "freelb"
-    scope = "example"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: float = 1.0,
-        alpha: float = 0.1,
-        steps: int = 3,
-        *,
-        init_magnitude: float = 0.1,
-        epsilon_unit: str = "absolute",
-        target: str | None = None,
-        scaler=None,
-    ) -> None:
-        self.epsilon = check_number("epsilon", epsilon)
-        self.alpha = check_number("alpha", alpha)
-        self.steps = check_steps("steps", steps)
-        self.init_magnitude = check_number("init_magnitude", init_magnitude)
-        self.epsilon_unit = check_choice("epsilon_unit", epsilon_unit, EPSILON_UNITS)
-        super().__init__(model, target=target, scaler=scaler)
-
-    def settings(self) -> dict:
-        return {
-            "epsilon": self.epsilon,
-            "alpha": self.alpha,
-            "steps": self.steps,
-            "init_magnitude": self.init_magnitude,
-            "epsilon_unit": self.epsilon_unit,
-        }
+    config_class = FreeLBConfig
+    config: FreeLBConfig
+    scope = "example"  # FreeLB's delta is per example (not a hyperparameter)
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         backward = backward or default_backward
@@ -89,7 +92,7 @@ class FreeLB(AdversarialMethod):
 
         offset, first_loss, delta = random_start, None, None
         for _ in range(self.steps - 1):
-            with self._local():  # under DDP only the last pass all-reduces
+            with self._no_gradient_sync():  # under DDP only the last pass all-reduces
                 run = self._forward(closure, offset)
                 grads = self._backward_capturing(run, averaged)
             if delta is None:

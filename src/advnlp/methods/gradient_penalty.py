@@ -1,12 +1,13 @@
-"""Gradient penalty on the embedding output (the seed: Su Jianlin, kexue.fm / bert4keras)."""
+"""Gradient penalty on the embedding output (the reference: Su Jianlin, kexue.fm / bert4keras)."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
@@ -15,12 +16,25 @@ from ..errors import check_number
 from ..perturbation import work_dtype
 
 
+@dataclass
+class GradientPenaltyConfig:
+    """The gradient penalty's hyperparameter: ``GradientPenalty(model, config=...)``."""
+
+    epsilon: float = field(
+        default=1.0,
+        metadata={"help": "weight of the penalty (Su's original uses 1 on CLUE with BERT-base)"},
+    )
+
+    def __post_init__(self) -> None:
+        self.epsilon = check_number("epsilon", self.epsilon)
+
+
 class GradientPenalty(AdversarialMethod):
     """Train on ``loss + 0.5 * epsilon * ||d loss / d e||^2``.
 
     ``e`` are the token-embedding outputs (one row per token occurrence, padding included, as in
-    the seed). The penalty pulls each example to the flat bottom of its class's "pit", so small
-    input changes do not move it. Its gradient needs a real second-order pass
+    Su's original). The penalty pulls each example to the flat bottom of its class's "pit", so
+    small input changes do not move it. Its gradient needs a real second-order pass
     (``create_graph=True``): a penalty computed from a detached gradient is a silent no-op.
 
     PyTorch's fused attention kernels (flash / memory-efficient SDPA) have no double backward,
@@ -34,7 +48,7 @@ class GradientPenalty(AdversarialMethod):
 
     Args:
         model: the model the closure runs.
-        epsilon: weight of the penalty (the seed uses 1 on CLUE with BERT-base).
+        epsilon: the hyperparameter, see :class:`GradientPenaltyConfig` (or pass ``config=``).
         target: name, dotted suffix or regex of the token embedding.
         scaler: the ``torch.amp.GradScaler`` in use, if any.
 
@@ -46,21 +60,9 @@ class GradientPenalty(AdversarialMethod):
     """
 
     name = "gp"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: float = 1.0,
-        *,
-        target: str | None = None,
-        scaler=None,
-    ) -> None:
-        self.epsilon = check_number("epsilon", epsilon)
-        super().__init__(model, target=target, scaler=scaler)
-        self.last_penalty: Tensor | None = None
-
-    def settings(self) -> dict:
-        return {"epsilon": self.epsilon}
+    config_class = GradientPenaltyConfig
+    config: GradientPenaltyConfig
+    last_penalty: Tensor | None = None
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         backward = backward or default_backward

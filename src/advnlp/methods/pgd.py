@@ -2,11 +2,53 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from dataclasses import KW_ONLY, dataclass, field
+
+from torch import Tensor
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
 from ..errors import check_choice, check_number, check_steps
 from ..perturbation import EPSILON_UNITS, SCOPES
+
+
+@dataclass
+class PGDConfig:
+    """PGD's hyperparameters: ``PGD(model, config=PGDConfig(epsilon=1.0, steps=5))``."""
+
+    epsilon: float = field(default=1.0, metadata={"help": "radius of the L2 ball delta stays in"})
+    alpha: float = field(default=0.3, metadata={"help": "length of each ascent step"})
+    steps: int = field(default=3, metadata={"help": "K, the number of ascent steps (>= 1)"})
+    _: KW_ONLY
+    scope: str = field(
+        default="example",
+        metadata={
+            "help": "example (per-example norms over non-padding positions) or token "
+            "(per-vocabulary-row delta, one global norm, as the popular recipe that perturbs "
+            "the embedding matrix)"
+        },
+    )
+    adversarial_only: bool = field(
+        default=False,
+        metadata={
+            "help": "train on the adversarial loss only (Madry et al.); otherwise clean + final "
+            "adversarial gradients accumulate (the common recipe)"
+        },
+    )
+    epsilon_unit: str = field(
+        default="absolute",
+        metadata={
+            "help": "absolute (L2 lengths in embedding space) or relative (epsilon and alpha are "
+            "fractions of the embedding's own size)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        self.epsilon = check_number("epsilon", self.epsilon)
+        self.alpha = check_number("alpha", self.alpha)
+        self.steps = check_steps("steps", self.steps)
+        self.scope = check_choice("scope", self.scope, SCOPES)
+        self.adversarial_only = bool(self.adversarial_only)
+        self.epsilon_unit = check_choice("epsilon_unit", self.epsilon_unit, EPSILON_UNITS)
 
 
 class PGD(AdversarialMethod):
@@ -20,22 +62,15 @@ class PGD(AdversarialMethod):
     An ascent step whose gradient is not finite (e.g. fp16 overflow) is not taken, with a
     RuntimeWarning; if no step is taken, ``.grad`` is left exactly as a plain step leaves it.
 
+    With ``epsilon_unit="relative"`` epsilon and alpha are fractions of the RMS norm of the
+    batch's perturbed matrix rows (token scope; the global norm of delta is then at most
+    epsilon x that RMS) or of each example's embedding-output norm over its non-padding
+    positions (example scope): the same value transfers across models (see perturbation.py).
+
     Args:
         model: the model the closure runs.
-        epsilon: radius of the L2 ball delta stays in.
-        alpha: length of each ascent step.
-        steps: K, the number of ascent steps (>= 1).
-        scope: ``"example"`` (default: per-example norms over non-padding positions) or
-            ``"token"`` (per-vocabulary-row delta, one global norm, as the popular recipe that
-            perturbs the embedding matrix).
-        epsilon_unit: ``"absolute"`` (default: L2 lengths in embedding space) or
-            ``"relative"``: epsilon and alpha are fractions of the embedding's own size: the
-            RMS norm of the batch's perturbed matrix rows (token scope; the global norm of
-            delta is then at most epsilon x that RMS) or each example's embedding-output norm
-            over its non-padding positions (example scope). 0.1 = a tenth of a typical row or
-            of the example; the same value transfers across models (see perturbation.py).
-        adversarial_only: True trains on the adversarial loss only (Madry et al.); False
-            (default) accumulates clean + final adversarial gradients (the common recipe).
+        epsilon, alpha, steps, scope, adversarial_only, epsilon_unit: the hyperparameters, see
+            :class:`PGDConfig` (or pass ``config=PGDConfig(...)``).
         target: name, dotted suffix or regex of the token embedding.
         scaler: the ``torch.amp.GradScaler`` in use, if any.
 
@@ -45,41 +80,13 @@ class PGD(AdversarialMethod):
     """
 
     name = "pgd"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        epsilon: float = 1.0,
-        alpha: float = 0.3,
-        steps: int = 3,
-        *,
-        scope: str = "example",
-        adversarial_only: bool = False,
-        epsilon_unit: str = "absolute",
-        target: str | None = None,
-        scaler=None,
-    ) -> None:
-        self.epsilon = check_number("epsilon", epsilon)
-        self.alpha = check_number("alpha", alpha)
-        self.steps = check_steps("steps", steps)
-        self.scope = check_choice("scope", scope, SCOPES)
-        self.adversarial_only = bool(adversarial_only)
-        self.epsilon_unit = check_choice("epsilon_unit", epsilon_unit, EPSILON_UNITS)
-        super().__init__(model, target=target, scaler=scaler)
-
-    def settings(self) -> dict:
-        return {
-            "epsilon": self.epsilon,
-            "alpha": self.alpha,
-            "steps": self.steps,
-            "scope": self.scope,
-            "adversarial_only": self.adversarial_only,
-            "epsilon_unit": self.epsilon_unit,
-        }
+    config_class = PGDConfig
+    config: PGDConfig
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         backward = backward or default_backward
-        with self._local():  # every pass but the last only builds delta: no DDP all-reduce
+        # every pass but the last only builds delta: no DDP all-reduce
+        with self._no_gradient_sync():
             clean = self._forward(closure)
             if self.adversarial_only:
                 grads = self._input_gradients(clean)
