@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from dataclasses import Field
 from typing import Any
 
 from ..errors import ConfigError, UsageError
-from ..registry import check, resolve
+from ..registry import check, config_fields, hyperparameters, method_names, resolve
 
 
 def number(text: str) -> float:
@@ -28,22 +29,6 @@ def integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-
-
-# Method hyperparameter flags: (flag, key, type, help). A method gets those it accepts.
-HYPERPARAMETER_FLAGS = [
-    ("--alpha", "alpha", number, "ascent step length (pgd, freelb)"),
-    ("--steps", "steps", integer, "ascent steps K (pgd, freelb)"),
-    ("--scope", "scope", str, "token (seed: per-vocabulary-row delta, one norm) or example"),
-    ("--init-magnitude", "init_magnitude", number, "size of FreeLB's random start"),
-    (
-        "--epsilon-unit",
-        "epsilon_unit",
-        str,
-        "absolute (L2 length) or relative (a fraction of the embedding's own norm) (fgm, pgd, "
-        "freelb)",
-    ),
-]
 
 
 def is_main_process() -> bool:
@@ -129,21 +114,41 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def hyperparameter_flags() -> dict[str, dict[str, Field]]:
+    """``{hyperparameter: {method: its config field}}`` for every hyperparameter a flag sets.
+
+    Read from the methods' configs, in registry order. ``epsilon`` is not among them: ``train``
+    takes one value and ``compare`` a list, so each command defines its own ``--epsilon``.
+    """
+    flags: dict[str, dict[str, Field]] = {}
+    for method in method_names():
+        for item in config_fields(method):
+            if item.name != "epsilon":
+                flags.setdefault(item.name, {})[method] = item
+    return flags
+
+
 def add_hyperparameter_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per hyperparameter; its help is the first taker's, with who takes it."""
     group = p.add_argument_group("method hyperparameters (a method uses those it takes)")
-    for flag, key, kind, text in HYPERPARAMETER_FLAGS:
-        group.add_argument(flag, dest=key, type=kind, help=text)
-    group.add_argument(
-        "--adversarial-only",
-        action="store_true",
-        default=None,
-        help="train on the adversarial loss only (the seed's Keras behaviour)",
-    )
+    for key, takers in hyperparameter_flags().items():
+        defaults = {method: hyperparameters(method)[key] for method in takers}
+        first = next(iter(defaults.values()))
+        text = f"{next(iter(takers.values())).metadata['help']} ({', '.join(takers)}"
+        if isinstance(first, bool):  # a switch, e.g. --adversarial-only
+            group.add_argument(
+                flag(key), dest=key, action="store_true", default=None, help=f"{text})"
+            )
+            continue
+        kind = integer if isinstance(first, int) else number if isinstance(first, float) else str
+        if len(set(defaults.values())) > 1:
+            first = ", ".join(f"{value} for {method}" for method, value in defaults.items())
+        group.add_argument(flag(key), dest=key, type=kind, help=f"{text}; default {first})")
 
 
 def hyperparameters_from(args: argparse.Namespace) -> dict[str, Any]:
     """The hyperparameter flags the user gave (not the ones left at their defaults)."""
-    keys = [key for _, key, _, _ in HYPERPARAMETER_FLAGS] + ["adversarial_only"]
+    keys = hyperparameter_flags()
     return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
 
 

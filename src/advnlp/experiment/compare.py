@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, UsageError
-from ..registry import check, hyperparameters, resolve
+from ..registry import accepted, check, hyperparameters, resolve
 from .io import (
     LOCK_NAME,
     check_writable,
@@ -48,9 +48,8 @@ class CompareConfig:
         """One RunConfig per (method, epsilon, seed); methods without epsilon run once per seed."""
         runs = []
         for method in self.methods:
-            accepted = hyperparameters(method)
-            kwargs = {k: v for k, v in self.hyperparameters.items() if k in accepted}
-            epsilons = self.epsilons if "epsilon" in accepted else [None]
+            kwargs = accepted(method, self.hyperparameters)
+            epsilons = self.epsilons if "epsilon" in hyperparameters(method) else [None]
             for epsilon in epsilons:
                 for seed in self.seeds:
                     name = resolve(method).name
