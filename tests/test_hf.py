@@ -76,6 +76,9 @@ def test_one_training_step_matches_core(tmp_path, name):
 
 
 def test_method_none_trains_exactly_like_plain_trainer(tmp_path):
+    """With gradient accumulation. The mixin turns model_accepts_loss_kwargs off (see hf.py: a
+    classification head takes **kwargs yet ignores num_items_in_batch, so the Trainer would not
+    divide by the accumulation steps); the plain Trainer gets the same setting."""
     results = []
     for cls, extra in ((Trainer, {}), (AdversarialTrainer, {"method": "none"})):
         case = tiny_bert(torch.float32, dropout=0.1)
@@ -91,6 +94,8 @@ def test_method_none_trains_exactly_like_plain_trainer(tmp_path):
             ),
             **extra,
         )
+        if cls is Trainer:
+            trainer.model_accepts_loss_kwargs = False
         trainer.train()
         results.append(case.model.state_dict())
     plain, ours = results
@@ -103,8 +108,8 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
 
     transformers 5 passes num_items_in_batch to models whose forward takes **kwargs and then
     skips its own division by the accumulation steps; BertForSequenceClassification ignores it
-    (a plain Trainer gets k times the gradient there too, and test_method_none_... shows we
-    mirror the Trainer). Turning that path off makes the Trainer divide by k itself."""
+    (a plain Trainer gets k times the gradient there). The mixin turns that path off, so the
+    Trainer divides by k itself."""
     grads = []
     for batch, accumulate in ((4, 1), (2, 2)):
         case = tiny_bert(torch.float32, seed=1)
@@ -121,24 +126,75 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
             method="fgm",
             method_kwargs={"epsilon": 0.5, "scope": "example"},
         )
-        trainer.model_accepts_loss_kwargs = False
         trainer.train()
         grads.append(capture.grads[0])
     for param in grads[0]:
         torch.testing.assert_close(grads[1][param], grads[0][param], rtol=1e-5, atol=1e-7)
 
 
-def test_bf16_on_cpu_trains(tmp_path):
+def test_bf16_on_cpu_trains_and_the_method_changes_the_gradients(tmp_path):
+    """bf16 autocast through the Trainer: the gradient penalty's step has finite gradients
+    that differ from a plain step's by more than bf16 rounding, in the direction of the
+    float32 core method's difference."""
+
+    def step_grads(method, **args):
+        case = tiny_bert(torch.float32)
+        capture = GradCapture()
+        trainer = AdversarialTrainer(
+            model=case.model,
+            train_dataset=_rows(case.ids),
+            callbacks=[capture],
+            method=method,
+            method_kwargs={"epsilon": 1.0} if method == "gp" else {},
+            args=_args(tmp_path / method / str(args), **args),
+        )
+        output = trainer.train()
+        assert torch.isfinite(torch.tensor(output.training_loss))
+        (got,) = capture.grads
+        assert all(torch.isfinite(v).all() for v in got.values())
+        return torch.cat([v.flatten() for v in got.values()])
+
+    bf16_effect = step_grads("gp", bf16=True) - step_grads("none", bf16=True)
+    fp32_effect = step_grads("gp") - step_grads("none")
+    assert fp32_effect.norm() > 0
+    cosine = float(bf16_effect @ fp32_effect / (bf16_effect.norm() * fp32_effect.norm()))
+    assert cosine > 0.9, cosine
+
+
+@pytest.mark.parametrize(
+    ("method", "takes_scaler"),
+    [("fgm", True), ("gradient_penalty", True), ("none", False), ("baseline", False)],
+)
+def test_fp16_grad_scaler_reaches_the_method_and_every_backward(tmp_path, method, takes_scaler):
+    """What accelerate sets up for fp16 on a GPU, on CPU: a real GradScaler drives every
+    backward pass (the gradients come out scaled), and the method gets it when it takes one,
+    aliases included ("baseline" is "none": no scaler, no error)."""
+    scale = 2.0**10
+    kwargs = {"epsilon": 0.5} if takes_scaler else {}
     case = tiny_bert(torch.float32)
+    state = {k: v.clone() for k, v in case.model.state_dict().items()}
+    capture = GradCapture()
     trainer = AdversarialTrainer(
         model=case.model,
-        train_dataset=_rows(case.ids) * 4,
-        method="gp",
-        method_kwargs={"epsilon": 1.0},
-        args=_args(tmp_path, max_steps=3, bf16=True),
+        args=_args(tmp_path, fp16=True, max_grad_norm=0.0),
+        train_dataset=_rows(case.ids),
+        method=method,
+        method_kwargs=kwargs,
+        callbacks=[capture],
     )
-    output = trainer.train()
-    assert torch.isfinite(torch.tensor(output.training_loss))
+    assert trainer.accelerator.scaler is None  # accelerate makes none on CPU
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+    trainer.accelerator.scaler = scaler
+    trainer.train()
+    adversary = trainer.adversary(trainer.model_wrapped)
+    assert adversary.scaler is (scaler if takes_scaler else None)
+
+    reference = tiny_bert(torch.float32)
+    reference.model.load_state_dict(state)
+    advnlp.build(method, reference.model, **kwargs).backward(reference.closure)
+    (got,) = capture.grads
+    for param, p in reference.model.named_parameters():
+        torch.testing.assert_close(got[param] / scale, p.grad, rtol=1e-4, atol=1e-6, msg=param)
 
 
 def test_mixin_with_own_trainer_subclass(tmp_path):

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import Trainer
 
 from .base import AdversarialMethod
-from .registry import build
+from .registry import build, resolve
 
 __all__ = ["AdversarialTrainer", "AdversarialTrainerMixin"]
 
@@ -49,19 +49,30 @@ class AdversarialTrainerMixin:
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.adversarial_method = method
+        # Classification heads average their loss themselves, yet take **kwargs: transformers 5
+        # would pass them num_items_in_batch, skip its division by the accumulation steps and
+        # multiply by the number of processes, giving k x world_size times the gradient (and
+        # the gradient penalty a wrong weight). Off, the Trainer scales the loss itself.
+        self.model_accepts_loss_kwargs = False
+        self.adversarial_method = resolve(method).name  # aliases resolved once, here
         self.adversarial_kwargs = dict(method_kwargs or {})
         self._adversary: AdversarialMethod | None = None
         if self.model is not None:  # fail now, not after the first epoch of data loading
-            self._adversary = build(method, self.model, **self.adversarial_kwargs)
+            self.adversary(self.model)
 
     def adversary(self, model: nn.Module) -> AdversarialMethod:
-        """The method, rebuilt if the Trainer wrapped the model since it was made."""
-        if self._adversary is None or self._adversary.model is not model:
-            kwargs = dict(self.adversarial_kwargs)
-            scaler = getattr(self.accelerator, "scaler", None)
-            if scaler is not None and self.adversarial_method != "none":
-                kwargs.setdefault("scaler", scaler)
+        """The method for ``model``, rebuilt if the Trainer wrapped the model since it was made
+        or the accelerator's GradScaler changed."""
+        kwargs = dict(self.adversarial_kwargs)
+        if resolve(self.adversarial_method).perturbs:  # the baseline takes no gradient itself
+            # fp16: the method scales the gradients it takes itself with the Trainer's scaler
+            kwargs.setdefault("scaler", getattr(self.accelerator, "scaler", None))
+        current = self._adversary
+        if (
+            current is None
+            or current.model is not model
+            or current.scaler is not kwargs.get("scaler")
+        ):
             self._adversary = build(self.adversarial_method, model, **kwargs)
         return self._adversary
 

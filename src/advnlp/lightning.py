@@ -253,8 +253,8 @@ def _quiet(module: AdversarialMixin) -> Iterator[None]:
 
 def _share_scaler(method: AdversarialMethod, trainer: pl.Trainer) -> None:
     scaler = getattr(trainer.precision_plugin, "scaler", None)
-    if scaler is not None and getattr(method, "scaler", False) is None:
-        method.scaler = scaler
+    if scaler is not None and method.perturbs and method.scaler is None:
+        method.scaler = scaler  # for the gradients the method takes itself
 
 
 def _zero_grad_calls(trainer: pl.Trainer) -> int | None:

@@ -465,11 +465,6 @@ def _trainer(
         method_kwargs=config.method_kwargs,
         callbacks=[EpochStepTime()],
     )
-    # Classification heads average their loss themselves; transformers 5 would otherwise pass
-    # num_items_in_batch, skip its division by the accumulation steps and multiply by the
-    # number of processes, giving k x world_size times the gradient (and the gradient
-    # penalty a wrong weight). Off, the Trainer scales the loss itself.
-    trainer.model_accepts_loss_kwargs = False
     for callback in (PrinterCallback, ProgressCallback):  # they print every log line
         trainer.remove_callback(callback)
     if progress:
