@@ -17,32 +17,16 @@ from torch.nn.parallel import DistributedDataParallel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import advnlp  # noqa: E402
-from tests.models import PAD, tiny_bert  # noqa: E402
+from tests.models import PAD, SETTINGS, label, tiny_bert, variants  # noqa: E402
 
-# (name, method, kwargs, what advnlp is given: the DDP wrapper or the inner module)
+# (id, method, kwargs, what advnlp is given: the DDP wrapper or the inner module), from the
+# registry: every switch and choice of every method given the wrapper, and each method's small
+# setting given the inner module (no no_sync possible: every pass that reaches .grad reduces).
 CASES = [
-    ("none", "none", {}, "wrapper"),
-    ("fgm-token", "fgm", {"epsilon": 0.7}, "wrapper"),
-    ("fgm-token-adv-only", "fgm", {"epsilon": 0.7, "adversarial_only": True}, "wrapper"),
-    ("fgm-example", "fgm", {"epsilon": 0.3, "scope": "example"}, "wrapper"),
-    ("fgm-token-inner", "fgm", {"epsilon": 0.7}, "inner"),
-    (
-        "fgm-example-adv-only-inner",
-        "fgm",
-        {"epsilon": 0.3, "scope": "example", "adversarial_only": True},
-        "inner",
-    ),
-    ("gp", "gp", {"epsilon": 1.5}, "wrapper"),
-    ("gp-inner", "gp", {"epsilon": 1.5}, "inner"),
-    ("pgd-example", "pgd", {"epsilon": 0.5, "alpha": 0.2, "steps": 3}, "wrapper"),
-    ("pgd-token", "pgd", {"epsilon": 0.25, "alpha": 0.2, "steps": 3, "scope": "token"}, "wrapper"),
-    (
-        "freelb",
-        "freelb",
-        {"epsilon": 0.3, "alpha": 0.1, "steps": 3, "init_magnitude": 0.0},
-        "wrapper",
-    ),
-]
+    (label(name, kwargs), name, kwargs, "wrapper")
+    for name in advnlp.method_names()
+    for kwargs in variants(name)
+] + [(f"{name}-inner", name, SETTINGS[name], "inner") for name in advnlp.method_names()]
 GLOBAL_BATCH = 4
 
 

@@ -3,6 +3,7 @@ from token-embedding outputs directly, which the reference implementations need.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,17 +11,45 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from advnlp import registry
+
 VOCAB, HIDDEN, LABELS, PAD = 50, 16, 3, 0
 
-# One small setting per registered method (FreeLB without its random start, so that two
-# runs draw nothing at random and can be compared exactly).
-SETTINGS = {
-    "none": {},
-    "fgm": {"epsilon": 0.5},
-    "gp": {"epsilon": 1.0},
-    "pgd": {"epsilon": 0.5, "alpha": 0.2, "steps": 2},
-    "freelb": {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0},
-}
+# The methods the tests run, all of them derived from the registry: a method added there is
+# tested everywhere without a row here. Test values go by hyperparameter name, not by method:
+# small, and nothing random (FreeLB without its random start, so that two runs draw nothing
+# at random and can be compared exactly); what a method takes beyond them keeps its default.
+SMALL = {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0}
+SETTINGS = {name: registry.accepted(name, SMALL) for name in registry.method_names()}
+
+
+def switches(name: str) -> dict[str, tuple]:
+    """The method's switches (bool) and choices (``metadata["choices"]``), with their values."""
+    found = {}
+    for field in registry.config_fields(name):
+        values = (False, True) if field.type in (bool, "bool") else field.metadata.get("choices")
+        if values:
+            found[field.name] = tuple(values)
+    return found
+
+
+def variants(name: str) -> list[dict]:
+    """``SETTINGS[name]`` with every combination of the method's switches and choices, each as
+    given to ``build`` (values equal to the default left out)."""
+    defaults = registry.hyperparameters(name)
+    rows = []
+    for values in itertools.product(*switches(name).values()):
+        chosen = dict(zip(switches(name), values, strict=True))
+        rows.append({**SETTINGS[name], **{k: v for k, v in chosen.items() if v != defaults[k]}})
+    return rows
+
+
+def label(name: str, settings: dict) -> str:
+    """A test id: the method and where ``settings`` differ from ``SETTINGS[name]``."""
+    defaults = registry.hyperparameters(name)
+    small = {**defaults, **SETTINGS[name]}
+    changed = [f"{k}={v}" for k, v in {**defaults, **settings}.items() if small[k] != v]
+    return "-".join([name, *changed])
 
 
 @dataclass

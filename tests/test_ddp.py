@@ -27,12 +27,14 @@ def ranks(tmp_path_factory):
 
 
 def _single_process(method, kwargs):
+    """Gradients, loss and the number of backward passes (those that reach .grad)."""
     case = tiny_bert(torch.float64)
     adv = advnlp.build(method, case.model, **kwargs)
+    passes = []
     torch.manual_seed(123)
-    loss = adv.backward(case.closure)
+    loss = adv.backward(case.closure, backward=lambda loss: passes.append(loss.backward()))
     assert len(case.ids) == GLOBAL_BATCH
-    return {n: p.grad for n, p in case.model.named_parameters()}, loss
+    return {n: p.grad for n, p in case.model.named_parameters()}, loss, len(passes)
 
 
 @pytest.mark.parametrize(("name", "method", "kwargs", "given"), CASES, ids=[c[0] for c in CASES])
@@ -40,7 +42,7 @@ def test_ddp_gradients_equal_single_process(ranks, name, method, kwargs, given):
     """To 1e-5 as promised, measured at most 3e-7 (float64): each rank's local mean loss has
     world_size times the per-example gradient of the global one, and the 1e-8 floor of
     g / (||g|| + 1e-8) is not scale invariant; everything else agrees to ~1e-16."""
-    expected, _ = _single_process(method, kwargs)
+    expected, _, _ = _single_process(method, kwargs)
     for rank in ranks:
         grads = rank[name]["grads"]
         for param, value in expected.items():
@@ -50,14 +52,12 @@ def test_ddp_gradients_equal_single_process(ranks, name, method, kwargs, given):
 @pytest.mark.parametrize(("name", "method", "kwargs", "given"), CASES, ids=[c[0] for c in CASES])
 def test_ddp_communication(ranks, name, method, kwargs, given):
     stats = ranks[0][name]
-    adversarial_passes_with_grads = {"fgm": 2, "pgd": 2, "freelb": 3}.get(method, 1)
-    if kwargs.get("adversarial_only"):
-        adversarial_passes_with_grads = 1
+    _, _, passes_with_grads = _single_process(method, kwargs)
     if given == "wrapper":
         assert stats["all_reduce"] == 1, stats  # delta-building passes ran under no_sync
     else:
         # the inner module: no no_sync possible, every pass that reaches .grad all-reduces
-        assert stats["all_reduce"] == adversarial_passes_with_grads, stats
+        assert stats["all_reduce"] == passes_with_grads, stats
     token = kwargs.get("scope", "token" if method == "fgm" else "example") == "token"
     ascents = {"fgm": 1, "pgd": kwargs.get("steps", 0)}.get(method, 0) if token else 0
     assert stats["all_gather"] == 3 * ascents, stats  # counts, ids, rows per ascent step

@@ -1,6 +1,7 @@
 """Every method's gradients equal an independent textbook implementation (tests/reference.py),
 on a tiny BERT, a tiny GPT-2 with tied input/output embeddings, and a plain LSTM module.
-Table-driven over the registry: a method added to the registry without a row here fails."""
+Table-driven over the registry: a method added to the registry without a reference formula here
+fails, and every combination of its switches and choices is checked."""
 
 from __future__ import annotations
 
@@ -10,108 +11,58 @@ import torch
 import advnlp
 
 from . import reference
-from .models import CASES, grads, zero
+from .models import CASES, SETTINGS, grads, label, variants, zero
 
-# registry name -> [(kwargs for advnlp.build, reference call)]
-SETTINGS = {
-    "none": [({}, lambda case: reference.none(case))],
-    "fgm": [
-        ({"epsilon": 0.7}, lambda c: reference.fgm(c, 0.7)),
-        (
-            {"epsilon": 0.7, "adversarial_only": True},
-            lambda c: reference.fgm(c, 0.7, adversarial_only=True),
-        ),
-        ({"epsilon": 0.3, "scope": "example"}, lambda c: reference.fgm(c, 0.3, "example")),
-        (
-            {"epsilon": 0.3, "scope": "example", "adversarial_only": True},
-            lambda c: reference.fgm(c, 0.3, "example", True),
-        ),
-        # epsilon_unit="relative": the absolute method at epsilon x the directly computed unit
-        (
-            {"epsilon": 0.7, "epsilon_unit": "relative"},
-            lambda c: reference.fgm(c, 0.7 * float(reference.relative_unit(c, "token"))),
-        ),
-        (
-            {"epsilon": 0.3, "scope": "example", "epsilon_unit": "relative"},
-            lambda c: reference.fgm(c, 0.3 * reference.relative_unit(c, "example"), "example"),
-        ),
-    ],
-    "gp": [({"epsilon": 1.5}, lambda c: reference.gradient_penalty(c, 1.5)[0])],
-    "pgd": [
-        ({"epsilon": 0.5, "alpha": 0.2, "steps": 3}, lambda c: reference.pgd(c, 0.5, 0.2, 3)),
-        (
-            {"epsilon": 0.25, "alpha": 0.2, "steps": 3, "scope": "token"},
-            lambda c: reference.pgd(c, 0.25, 0.2, 3, "token"),
-        ),
-        (
-            {"epsilon": 0.5, "alpha": 0.3, "steps": 2, "adversarial_only": True},
-            lambda c: reference.pgd(c, 0.5, 0.3, 2, adversarial_only=True),
-        ),
-        (
-            {
-                "epsilon": 0.25,
-                "alpha": 0.2,
-                "steps": 3,
-                "scope": "token",
-                "epsilon_unit": "relative",
-            },
-            lambda c: reference.pgd(
-                c,
-                *(x * float(reference.relative_unit(c, "token")) for x in (0.25, 0.2)),
-                3,
-                "token",
-            ),
-        ),
-        (
-            {"epsilon": 0.5, "alpha": 0.3, "steps": 2, "epsilon_unit": "relative"},
-            lambda c: reference.pgd(
-                c, *(x * reference.relative_unit(c, "example") for x in (0.5, 0.3)), 2
-            ),
-        ),
-    ],
-    "freelb": [
-        (
-            {"epsilon": 0.3, "alpha": 0.1, "steps": 3, "init_magnitude": 0.2},
-            lambda c: reference.freelb(c, 0.3, 0.1, 3, 0.2),
-        ),
-        (
-            {"epsilon": 1.0, "alpha": 0.5, "steps": 2, "init_magnitude": 0.0},
-            lambda c: reference.freelb(c, 1.0, 0.5, 2, 0.0),
-        ),
-        (
-            {
-                "epsilon": 0.3,
-                "alpha": 0.1,
-                "steps": 3,
-                "init_magnitude": 0.2,
-                "epsilon_unit": "relative",
-            },
-            lambda c: reference.freelb(
-                c,
-                *(x * reference.relative_unit(c, "example") for x in (0.3, 0.1)),
-                3,
-                0.2 * reference.relative_unit(c, "example"),
-            ),
-        ),
-    ],
+
+def unit(case, scope: str, epsilon_unit: str):
+    """What lengths are measured in: 1, or the embedding's own size computed directly (the
+    relative method equals the absolute one at epsilon x this unit)."""
+    if epsilon_unit == "absolute":
+        return 1.0
+    size = reference.relative_unit(case, scope)
+    return float(size) if scope == "token" else size
+
+
+# registry name -> the reference formula, called with every hyperparameter of the method
+REFERENCE = {
+    "none": lambda c: reference.none(c),
+    "fgm": lambda c, epsilon, scope, adversarial_only, epsilon_unit: reference.fgm(
+        c, epsilon * unit(c, scope, epsilon_unit), scope, adversarial_only
+    ),
+    "gp": lambda c, epsilon: reference.gradient_penalty(c, epsilon)[0],
+    "pgd": lambda c, epsilon, alpha, steps, scope, adversarial_only, epsilon_unit: reference.pgd(
+        c,
+        *(x * unit(c, scope, epsilon_unit) for x in (epsilon, alpha)),
+        steps,
+        scope,
+        adversarial_only,
+    ),
+    "freelb": lambda c, epsilon, alpha, steps, init_magnitude, epsilon_unit: reference.freelb(
+        c,
+        *(x * unit(c, "example", epsilon_unit) for x in (epsilon, alpha)),
+        steps,
+        init_magnitude * unit(c, "example", epsilon_unit),
+    ),
 }
+# Every switch and choice of each method (tests/models.py), and its defaults (FreeLB's
+# random start included: both sides draw it from the same seed).
 ROWS = [
-    pytest.param(name, kwargs, ref, id=f"{name}-{i}")
-    for name in SETTINGS
-    for i, (kwargs, ref) in enumerate(SETTINGS[name])
+    pytest.param(name, kwargs, id=label(name, kwargs))
+    for name in advnlp.method_names()
+    for kwargs in variants(name) + ([{}] if SETTINGS[name] else [])
 ]
 
 
 def test_every_registered_method_has_a_reference():
-    assert set(SETTINGS) == set(advnlp.method_names())
+    assert set(REFERENCE) == set(advnlp.method_names())
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
-@pytest.mark.parametrize(("name", "kwargs", "ref"), ROWS)
-def test_gradients_match_reference(case_name, name, kwargs, ref):
+@pytest.mark.parametrize(("name", "kwargs"), ROWS)
+def test_gradients_match_reference(case_name, name, kwargs):
     case = CASES[case_name]()
     torch.manual_seed(123)  # FreeLB's random start: same draws in both
-    expected_loss = ref(case)
+    expected_loss = REFERENCE[name](case, **{**advnlp.hyperparameters(name), **kwargs})
     expected = grads(case.model)
 
     zero(case.model)

@@ -134,7 +134,8 @@ def add_hyperparameter_flags(p: argparse.ArgumentParser) -> None:
     for key, takers in hyperparameter_flags().items():
         defaults = {method: hyperparameters(method)[key] for method in takers}
         first = next(iter(defaults.values()))
-        text = f"{next(iter(takers.values())).metadata['help']} ({', '.join(takers)}"
+        metadata = next(iter(takers.values())).metadata
+        text = f"{metadata['help']} ({', '.join(takers)}"
         if isinstance(first, bool):  # a switch, e.g. --adversarial-only
             group.add_argument(
                 flag(key), dest=key, action="store_true", default=None, help=f"{text})"
@@ -143,7 +144,11 @@ def add_hyperparameter_flags(p: argparse.ArgumentParser) -> None:
         kind = integer if isinstance(first, int) else number if isinstance(first, float) else str
         if len(set(defaults.values())) > 1:
             first = ", ".join(f"{value} for {method}" for method, value in defaults.items())
-        group.add_argument(flag(key), dest=key, type=kind, help=f"{text}; default {first})")
+        choices = metadata.get("choices")  # shown, not enforced: the config's check names them
+        metavar = "{" + ",".join(choices) + "}" if choices else None
+        group.add_argument(
+            flag(key), dest=key, type=kind, metavar=metavar, help=f"{text}; default {first})"
+        )
 
 
 def hyperparameters_from(args: argparse.Namespace) -> dict[str, Any]:

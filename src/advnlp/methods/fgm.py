@@ -26,7 +26,8 @@ class FGMConfig:
         metadata={
             "help": "token (Su's original: one delta row per vocabulary entry, one norm over the "
             "whole matrix) or example (per-example delta, normalised over its non-padding "
-            "positions)"
+            "positions)",
+            "choices": SCOPES,
         },
     )
     adversarial_only: bool = field(
@@ -40,7 +41,8 @@ class FGMConfig:
         default="absolute",
         metadata={
             "help": "absolute (an L2 length in embedding space, Su's original) or relative (a "
-            "fraction of the embedding's own size: 0.1 = a tenth of a typical row or example)"
+            "fraction of the embedding's own size: 0.1 = a tenth of a typical row or example)",
+            "choices": EPSILON_UNITS,
         },
     )
 

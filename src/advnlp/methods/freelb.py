@@ -32,7 +32,8 @@ class FreeLBConfig:
         default="absolute",
         metadata={
             "help": "absolute (L2 lengths in embedding space, the paper's) or relative (epsilon, "
-            "alpha and init_magnitude are fractions of each example's embedding-output norm)"
+            "alpha and init_magnitude are fractions of each example's embedding-output norm)",
+            "choices": EPSILON_UNITS,
         },
     )
 

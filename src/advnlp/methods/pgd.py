@@ -24,7 +24,8 @@ class PGDConfig:
         metadata={
             "help": "example (per-example norms over non-padding positions) or token "
             "(per-vocabulary-row delta, one global norm, as the popular recipe that perturbs "
-            "the embedding matrix)"
+            "the embedding matrix)",
+            "choices": SCOPES,
         },
     )
     adversarial_only: bool = field(
@@ -38,7 +39,8 @@ class PGDConfig:
         default="absolute",
         metadata={
             "help": "absolute (L2 lengths in embedding space) or relative (epsilon and alpha are "
-            "fractions of the embedding's own size)"
+            "fractions of the embedding's own size)",
+            "choices": EPSILON_UNITS,
         },
     )
 
