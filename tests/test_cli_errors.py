@@ -155,6 +155,10 @@ CASES = [
          ["--scope: scope must be one of 'token', 'example', got 'diagonal'"]),
     Case("train-alpha-not-taken", lambda p: train(p, "--method", "fgm", "--alpha", "0.1"),
          ["--alpha: method fgm takes --epsilon"]),
+    Case("train-alpha-not-a-number", lambda p: train(p, "--method", "pgd", "--alpha", "x"),
+         ["advnlp train: error: --alpha: 'x' is not a number", "--help"]),
+    Case("train-relative-misspelt", lambda p: train(p, "--epsilon-unit", "relativ"),
+         ["--epsilon-unit: epsilon_unit must be one of 'absolute', 'relative', got 'relativ'"]),
     Case("train-none-takes-nothing", lambda p: train(p, "--method", "none", "--epsilon", "1"),
          ["--epsilon: method none takes no hyperparameters"]),
     Case("train-zero-epochs", lambda p: train(p, "--epochs", "0"), ["--epochs: 0 is out of range"]),
@@ -266,9 +270,12 @@ def test_mistake_gives_one_line_and_changes_nothing(case, data, tmp_path, capsys
     assert captured.out == ""
 
 
-def test_cases_cover_every_subcommand():
-    for command in ("train", "compare", "demo"):
-        assert sum(case.id.startswith(command) for case in CASES) >= 5, command
+@pytest.mark.parametrize("command", ["train", "compare", "demo"])
+def test_cases_cover_every_subcommand(command):
+    assert sum(case.id.startswith(command) for case in CASES) >= 5
+
+
+def test_case_ids_are_unique():
     assert len({case.id for case in CASES}) == len(CASES) >= 30
 
 

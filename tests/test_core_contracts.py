@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import multiprocessing
 import traceback
 import warnings
+from dataclasses import fields
 
 import pytest
 import torch
@@ -236,6 +238,64 @@ def test_check_accepts_valid_settings_and_plumbing():
 def test_check_rejects_what_build_rejects(name, kwargs, pattern):
     with pytest.raises(advnlp.ConfigError, match=pattern):
         advnlp.registry.check(name, **kwargs)
+
+
+# -- method configs: the one place a hyperparameter lives ------------------------------------------
+@pytest.mark.parametrize("name", advnlp.method_names())
+def test_the_registry_reads_every_hyperparameter_from_the_config(name):
+    """Names, defaults and order of hyperparameters() and settings() are the config's fields."""
+    cls = advnlp.registry.resolve(name)
+    config = cls.config_class()
+    assert advnlp.registry.hyperparameters(name) == dataclasses.asdict(config)
+    assert list(advnlp.registry.hyperparameters(name)) == [f.name for f in fields(config)]
+    assert all(f.metadata["help"] for f in fields(config))  # the CLI shows it
+    adv = cls(plain_lstm().model, config=config)
+    assert adv.config is config and adv.settings() == dataclasses.asdict(config)
+
+
+def test_a_method_takes_keyword_arguments_positional_ones_or_its_config():
+    model = plain_lstm().model
+    by_name = advnlp.PGD(model, epsilon=0.5, alpha=0.25, steps=2, scope="token")
+    by_position = advnlp.PGD(model, 0.5, 0.25, 2, scope="token")
+    config = advnlp.PGDConfig(epsilon=0.5, alpha=0.25, steps=2, scope="token")
+    by_config = advnlp.PGD(model, config=config)
+    assert by_name.settings() == by_position.settings() == by_config.settings()
+    assert by_name.config == by_position.config == config
+    assert (by_config.epsilon, by_config.steps, by_config.scope) == (0.5, 2, "token")
+    with pytest.raises(TypeError, match="positional"):
+        advnlp.FGM(model, 0.5, "example")  # scope is keyword-only, as before
+    with pytest.raises(TypeError, match="not both"):
+        advnlp.FGM(model, epsilon=0.5, config=advnlp.FGMConfig())
+    with pytest.raises(TypeError, match=r"FGM takes config=FGMConfig\(...\), got PGDConfig"):
+        advnlp.FGM(model, config=advnlp.PGDConfig())
+
+
+def test_a_config_checks_its_values_on_its_own():
+    with pytest.raises(advnlp.ConfigError, match=r"^alpha must be a finite number >= 0, got -1"):
+        advnlp.FreeLBConfig(alpha=-1)
+    assert advnlp.FGMConfig(epsilon=1).epsilon == 1.0 and isinstance(
+        advnlp.FGMConfig(epsilon=1).epsilon, float
+    )
+
+
+def test_accepted_keeps_what_a_method_takes():
+    values = {"epsilon": 0.5, "alpha": 0.1, "steps": 2, "init_magnitude": 0.0, "scope": "token"}
+    accepted = advnlp.registry.accepted
+    assert accepted("fgm", values) == {"epsilon": 0.5, "scope": "token"}
+    assert accepted("freelb", values) == {
+        k: values[k] for k in ("epsilon", "alpha", "steps", "init_magnitude")
+    }
+    assert accepted("baseline", values | {"target": "x", "scaler": None}) == {}
+    assert accepted("gp", {"target": "x", "scaler": None}) == {"target": "x", "scaler": None}
+
+
+def test_the_baseline_is_a_method_like_the_others():
+    model = plain_lstm().model
+    adv = advnlp.Baseline(model)
+    assert isinstance(adv.config, advnlp.BaselineConfig) and adv.scaler is None
+    assert not adv.perturbs and adv.embedding is None
+    with pytest.raises(advnlp.ConfigError, match="takes neither target= nor scaler="):
+        advnlp.Baseline(model, target="tokens")
 
 
 # -- Perturbation building blocks -----------------------------------------------------------------
