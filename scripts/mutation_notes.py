@@ -39,7 +39,7 @@ DECISIONS: list[str] = [
     "example-based tests (scripts/mutation_pytest_plugin.py): with -x a mutant usually dies in "
     "a fast test first. The transformers models the tests build are imported once, in "
     "mutmut's fork server, not once per mutant.",
-    "mutmut does not mutate decorated functions (`AdversarialMethod._local`, a "
+    "mutmut does not mutate decorated functions (`AdversarialMethod._no_gradient_sync`, a "
     "contextmanager) nor module-level constants; `default_backward` has nothing to mutate.",
     "Timings were taken on a 2-core machine shared with 4 other sessions (load average 13 to "
     "19 during the runs), niced to 15: they are upper bounds, not what the run costs alone.",

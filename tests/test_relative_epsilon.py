@@ -1,7 +1,7 @@
 """epsilon_unit="relative": epsilon is a fraction of the embedding's own size (the RMS norm of
 the perturbed rows in token scope, each example's embedding norm in example scope), checked
 against the perturbation the model actually received, recomputed here from the weights.
-Tolerances are 1e-5 relative: the methods divide by ||g|| + 1e-8, as the seed does."""
+Tolerances are 1e-5 relative: the methods divide by ||g|| + 1e-8, as Su's original does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FGM with scope="token" is the seed's weight-perturbation formulation, done without touching
+"""FGM with scope="token" is Su's original weight-perturbation formulation, done without touching
 the weight: perturb the matrix rows in place, compute the loss, restore from a backup."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .models import grads, tiny_bert, zero
 
 
 def seed_fgm(case, epsilon, adversarial_only):
-    """The seed, literally (bert4keras adversarial_training, PyTorch edition), untied model."""
+    """The reference, literally (bert4keras adversarial_training, PyTorch edition), untied."""
     weight = case.weight
     loss = case.closure()
     (g,) = torch.autograd.grad(loss, weight, retain_graph=True)  # dL/dE, the whole matrix

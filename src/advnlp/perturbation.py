@@ -3,15 +3,16 @@
 Two scopes (``scope=`` of FGM / PGD / FreeLB):
 
 - ``"token"``: one row per vocabulary entry present in the batch, shape (U, H). Every
-  occurrence of token v is shifted by the same row; ONE L2 norm over all rows, as the seed
-  perturbs the embedding matrix. Rows are built from the per-position output gradients:
-  the gradient of matrix row v is the sum of the output gradients at the positions holding v.
+  occurrence of token v is shifted by the same row; ONE L2 norm over all rows, as Su's
+  original (bert4keras) perturbs the embedding matrix. Rows are built from the per-position
+  output gradients: the gradient of matrix row v is the sum of the output gradients at the
+  positions holding v.
   Only the batch's U unique rows are kept: a dense (vocab, H) buffer costs what a clone does.
 - ``"example"``: one (B, T, H) tensor per embedding call, zero at padding positions, with
   an L2 norm per example over its non-padding positions (Miyato et al. 2017, FreeLB).
 
 Two units for lengths and radii (``epsilon_unit=`` of FGM / PGD / FreeLB): ``"absolute"`` (an
-L2 length in embedding space, the seed's semantics) or ``"relative"`` (a fraction of the
+L2 length in embedding space, Su's original semantics) or ``"relative"`` (a fraction of the
 embedding's own size, so that one epsilon means the same push on models whose embedding rows
 have norm 0.2 or 1.6):
 
@@ -37,7 +38,7 @@ from torch import Tensor
 
 SCOPES = ("token", "example")
 EPSILON_UNITS = ("absolute", "relative")
-NORM_FLOOR = 1e-8  # delta = epsilon * g / (||g|| + 1e-8), as in the seed
+NORM_FLOOR = 1e-8  # delta = epsilon * g / (||g|| + 1e-8), as in Su's original
 
 
 def work_dtype(dtype: torch.dtype) -> torch.dtype:
