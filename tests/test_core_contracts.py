@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import multiprocessing
 import traceback
 import warnings
@@ -268,6 +269,15 @@ def test_a_method_takes_keyword_arguments_positional_ones_or_its_config():
         advnlp.FGM(model, epsilon=0.5, config=advnlp.FGMConfig())
     with pytest.raises(TypeError, match=r"FGM takes config=FGMConfig\(...\), got PGDConfig"):
         advnlp.FGM(model, config=advnlp.PGDConfig())
+
+
+def test_help_shows_the_hyperparameters_as_arguments():
+    """The signature the constructor had, from the config (DESIGN.md's public API)."""
+    assert str(inspect.signature(advnlp.PGD)) == (
+        "(model, epsilon=1.0, alpha=0.3, steps=3, *, scope='example', adversarial_only=False, "
+        "epsilon_unit='absolute', config=None, target=None, scaler=None)"
+    )
+    assert str(inspect.signature(advnlp.Baseline)) == "(model, *, config=None)"
 
 
 def test_a_config_checks_its_values_on_its_own():

@@ -21,6 +21,7 @@ gradients, never what ``.grad`` accumulated from earlier micro-batches.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -105,6 +106,11 @@ class AdversarialMethod:
             if self.padding_idx is None:  # e.g. GPT-2: padding is what the config says, if any
                 config = getattr(unwrap(model), "config", None)
                 self.padding_idx = getattr(config, "pad_token_id", None)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_class" in cls.__dict__:  # what help() and editors show: the config's fields
+            cls.__signature__ = _signature(cls)  # type: ignore[attr-defined]
 
     @classmethod
     def _config(cls, config: Any, args: tuple, hyperparameters: dict[str, Any]) -> Any:
@@ -279,6 +285,19 @@ class AdversarialMethod:
                 yield
         else:
             yield
+
+
+def _signature(method: type[AdversarialMethod]) -> inspect.Signature:
+    """``(model, <the config's fields>, *, config, target, scaler)``; no target or scaler for a
+    method that perturbs nothing."""
+    parameter = inspect.Parameter
+    parameters = [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
+    for item in fields(method.config_class):
+        kind = parameter.KEYWORD_ONLY if item.kw_only else parameter.POSITIONAL_OR_KEYWORD
+        parameters.append(parameter(item.name, kind, default=item.default))
+    for name in ("config", "target", "scaler") if method.perturbs else ("config",):
+        parameters.append(parameter(name, parameter.KEYWORD_ONLY, default=None))
+    return inspect.Signature(parameters)
 
 
 def _check_loss(loss: object) -> None:
