@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("datasets")
 
+from advnlp import method_names  # noqa: E402
 from advnlp.cli import main  # noqa: E402
 
 from .cli_data import SMALL_RUN, write_splits  # noqa: E402
@@ -319,8 +320,8 @@ SUBPROCESS_CASES = {
     ),
     "demo-unknown-method": (
         lambda p: demo(p, "--methods", "vat"),
-        "advnlp demo: error: --methods: unknown method 'vat'; known methods: none, fgm, gp, "
-        "pgd, freelb",
+        "advnlp demo: error: --methods: unknown method 'vat'; known methods: "
+        + ", ".join(method_names()),
     ),
 }
 

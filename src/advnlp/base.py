@@ -292,7 +292,8 @@ def _signature(method: type[AdversarialMethod]) -> inspect.Signature:
     method that perturbs nothing."""
     parameter = inspect.Parameter
     parameters = [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
-    for item in fields(method.config_class):
+    # the dataclass's own __init__ order: positional fields first (a subclass may add some)
+    for item in sorted(fields(method.config_class), key=lambda item: item.kw_only):
         kind = parameter.KEYWORD_ONLY if item.kw_only else parameter.POSITIONAL_OR_KEYWORD
         parameters.append(parameter(item.name, kind, default=item.default))
     for name in ("config", "target", "scaler") if method.perturbs else ("config",):
