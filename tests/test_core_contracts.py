@@ -280,6 +280,28 @@ def test_help_shows_the_hyperparameters_as_arguments():
     assert str(inspect.signature(advnlp.Baseline)) == "(model, *, config=None)"
 
 
+def test_a_subclass_may_add_a_hyperparameter():
+    """A config subclass's new field is positional, after the parent's keyword-only ones in
+    fields(): the signature orders them as the dataclass's __init__ does."""
+
+    @dataclasses.dataclass
+    class ScaledConfig(advnlp.FGMConfig):
+        factor: float = 2.0
+
+    class Scaled(advnlp.FGM):
+        config_class = ScaledConfig
+
+    assert str(inspect.signature(Scaled)).startswith("(model, epsilon=1.0, factor=2.0, *, scope=")
+    adv = Scaled(plain_lstm().model, 0.5, 3.0, scope="example")
+    assert adv.settings() == {
+        "epsilon": 0.5,
+        "scope": "example",
+        "adversarial_only": False,
+        "epsilon_unit": "absolute",
+        "factor": 3.0,
+    }
+
+
 def test_a_config_checks_its_values_on_its_own():
     with pytest.raises(advnlp.ConfigError, match=r"^alpha must be a finite number >= 0, got -1"):
         advnlp.FreeLBConfig(alpha=-1)
