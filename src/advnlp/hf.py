@@ -39,6 +39,11 @@ class AdversarialTrainerMixin:
     The method is built on the model the Trainer hands to ``training_step`` (DDP-wrapped in a
     multi-process run, so the delta-building passes can skip the all-reduce), with the
     accelerator's GradScaler when fp16 is on. The logged loss is the clean loss.
+
+    Gradient accumulation: the mixin sets ``model_accepts_loss_kwargs = False``, so each
+    micro-batch's mean loss is divided by the accumulation steps (right for models that
+    average their own loss, e.g. classification heads); for a model whose loss does use
+    ``num_items_in_batch``, set it back to True after construction.
     """
 
     def __init__(
