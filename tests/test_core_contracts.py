@@ -302,6 +302,19 @@ def test_a_subclass_may_add_a_hyperparameter():
     }
 
 
+def test_a_subclass_without_a_config_keeps_working():
+    """AdversarialMethod is public: a subclass written before configs (its own __init__ and
+    settings, as advnlp.robustness's EmbeddingPGD) still builds."""
+
+    class Legacy(advnlp.AdversarialMethod):
+        def __init__(self, model, steps: int = 10) -> None:
+            super().__init__(model, target="tokens")
+            self.steps = steps
+
+    adv = Legacy(plain_lstm().model, steps=3)
+    assert (adv.embedding_name, adv.steps, adv.settings()) == ("tokens", 3, {})
+
+
 def test_a_config_checks_its_values_on_its_own():
     with pytest.raises(advnlp.ConfigError, match=r"^alpha must be a finite number >= 0, got -1"):
         advnlp.FreeLBConfig(alpha=-1)

@@ -57,6 +57,11 @@ class Pass:
     units: list[Tensor] = field(default_factory=list)
 
 
+@dataclass
+class NoHyperparameters:
+    """The config of a subclass that names none (one written before configs keeps working)."""
+
+
 class AdversarialMethod:
     """Base class: finds the token embedding, runs perturbed passes, checks the closure.
 
@@ -68,7 +73,7 @@ class AdversarialMethod:
     """
 
     name: ClassVar[str] = ""
-    config_class: ClassVar[type[Any]]
+    config_class: ClassVar[type[Any]] = NoHyperparameters
     # False for a method that perturbs nothing (the baseline): it finds no embedding and takes
     # neither target= nor scaler=.
     perturbs: ClassVar[bool] = True
