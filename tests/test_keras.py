@@ -3,28 +3,27 @@ train under ``model.fit``, never leave a perturbation in a weight, and fail clea
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-
-keras = pytest.importorskip("keras")
-if keras.backend.backend() != "torch":
-    pytest.skip(
-        f"advnlp.keras needs the torch backend; keras uses {keras.backend.backend()!r}",
-        allow_module_level=True,
-    )
+if importlib.util.find_spec("keras") is None:
+    pytest.skip("keras is not installed (pip install -e '.[keras]')", allow_module_level=True)
 
 import advnlp  # noqa: E402
+import advnlp.keras  # noqa: E402  (selects Keras' torch backend, then imports keras)
 from advnlp.keras import adversarial_training, gradient_penalty  # noqa: E402
+
+keras = advnlp.keras.keras
 
 # Keras' own numpy conversions under numpy 2 (not advnlp's).
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -33,10 +32,12 @@ VOCAB, DIM, LENGTH, LABELS = 30, 8, 6, 3
 NAME = "Embedding-Token"
 
 
-def keras_model(seed: int = 0) -> keras.Model:
+def keras_model(seed: int = 0, amplify: float | None = None) -> keras.Model:
     keras.utils.set_random_seed(seed)
     ids = keras.Input(shape=(LENGTH,), dtype="int32")
     e = keras.layers.Embedding(VOCAB, DIM, name=NAME)(ids)
+    if amplify is not None:  # the gradient at the embedding output, times amplify
+        e = AmplifyGradient(amplify)(e)
     h = keras.layers.GlobalAveragePooling1D()(e)
     logits = keras.layers.Dense(LABELS, name="head")(h)
     return keras.Model(ids, logits, name="tiny")
@@ -214,25 +215,70 @@ def test_errors_name_the_value():
     assert "train_step" not in vars(model)
 
 
-def test_import_is_lazy_and_a_wrong_backend_is_explained():
-    script = (
-        "import sys, advnlp\n"
-        "assert 'keras' not in sys.modules, 'import advnlp imported keras'\n"
-        "import keras\n"
-        "keras.backend.backend = lambda: 'jax'  # as if KERAS_BACKEND=jax\n"
-        "try:\n"
-        "    import advnlp.keras\n"
-        "except ImportError as error:\n"
-        "    print(error)\n"
-        "else:\n"
-        "    raise SystemExit('no ImportError under another backend')\n"
+PROGRAM = Path(__file__).with_name("keras_import.py")
+
+
+def import_in_a_fresh_interpreter(
+    folder: Path, backend: str | None, *args: str
+) -> subprocess.CompletedProcess:
+    """Run keras_import.py with KERAS_BACKEND=backend (None: unset) and keras' home in folder."""
+    env = {name: value for name, value in os.environ.items() if name != "KERAS_BACKEND"}
+    env["KERAS_HOME"] = str(folder)  # keras writes its keras.json there, not in ~/.keras
+    if backend is not None:
+        env["KERAS_BACKEND"] = backend
+    return subprocess.run(
+        [sys.executable, str(PROGRAM), *args], env=env, capture_output=True, text=True, timeout=300
     )
-    env = {**os.environ, "KERAS_BACKEND": "torch"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+
+
+def test_import_selects_the_torch_backend_without_keras_backend_set(tmp_path):
+    done = import_in_a_fresh_interpreter(tmp_path, None)
+    assert (done.returncode, done.stdout) == (0, "torch\n"), done.stdout + done.stderr
+    assert "Warning" not in done.stderr
+
+
+def test_import_overrides_another_backend_while_keras_is_not_imported(tmp_path):
+    done = import_in_a_fresh_interpreter(tmp_path, "jax")  # jax itself is never imported
+    assert (done.returncode, done.stdout) == (0, "torch\n"), done.stdout + done.stderr
+    warning = "RuntimeWarning: advnlp.keras runs on Keras' torch backend: KERAS_BACKEND='jax' is "
+    assert warning in done.stderr
+    assert "keras_import.py" in done.stderr  # it points at the import, not at advnlp
+
+
+def test_keras_imported_first_on_torch_is_fine(tmp_path):
+    done = import_in_a_fresh_interpreter(tmp_path, "torch", "keras")
+    assert (done.returncode, done.stdout) == (0, "torch\n"), done.stdout + done.stderr
+    assert "Warning" not in done.stderr
+
+
+# Keras' other backends each need their own package; none is a dependency of advnlp.
+OTHER_BACKENDS = {"jax": "jax", "tensorflow": "tensorflow", "numpy": "jax"}
+
+
+@pytest.mark.parametrize("backend", sorted(OTHER_BACKENDS))
+def test_keras_imported_first_on_another_backend_is_refused_in_one_line(tmp_path, backend):
+    if importlib.util.find_spec(OTHER_BACKENDS[backend]) is None:
+        pytest.skip(f"Keras' {backend} backend needs {OTHER_BACKENDS[backend]}, not installed")
+    done = import_in_a_fresh_interpreter(tmp_path, backend, "keras")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == (
+        f"advnlp.keras needs Keras' torch backend, but keras was already imported with the "
+        f"'{backend}' backend: import advnlp.keras before keras (it selects torch), or set "
+        "KERAS_BACKEND=torch before keras is first imported\n"
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "KERAS_BACKEND=torch" in done.stdout and "'jax'" in done.stdout
+    assert "Warning" not in done.stderr  # keras was imported: KERAS_BACKEND is left alone
+
+
+def test_the_refusal_names_the_backend_keras_reports():
+    """Where no other backend is installed, the check that follows ``import keras`` is run on
+    the names Keras' other backends report (what the test above does for real)."""
+    advnlp.keras._require_torch("torch")
+    for backend in sorted(OTHER_BACKENDS):
+        with pytest.raises(ImportError) as error:
+            advnlp.keras._require_torch(backend)
+        message = str(error.value)
+        assert "\n" not in message
+        assert f"with the '{backend}' backend: import advnlp.keras before keras" in message
 
 
 class OverflowWhenArmed(keras.layers.Layer):
@@ -280,28 +326,79 @@ def test_overflow_in_the_first_pass_gives_the_plain_step(switch):
     close(got, keras_grads(plain))
 
 
-def test_gradient_penalty_keeps_float64():
+@pytest.fixture
+def float64_keras():
+    """Keras in float64 for one test (floatx for compiled losses, the policy for layers)."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.config.set_floatx(floatx)
+    keras.config.set_dtype_policy(policy)
+
+
+class Amplified(torch.autograd.Function):
+    """Identity forward; the gradient times ``factor`` on the way back."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, factor: float) -> Tensor:
+        ctx.factor = factor
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        return grad * ctx.factor, None
+
+
+class AmplifyGradient(keras.layers.Layer):
+    def __init__(self, factor: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        if isinstance(x, Tensor) and torch.is_grad_enabled():
+            return Amplified.apply(x, self.factor)
+        return x
+
+
+# Gradients at the embedding output that are finite in float64 but not in float32 (largest
+# value 3.4e38): 1e39 itself for FGM's direction; 1e20 for the penalty, whose squares (1e40)
+# overflow float32 (and whose second-order gradient, 1e39 squared, float64 would not hold).
+@pytest.mark.parametrize(
+    ("switch", "factor"), [(adversarial_training, 1e39), (gradient_penalty, 1e20)]
+)
+def test_float64_stays_float64(float64_keras, switch, factor):
+    """A float64 model's step uses gradients float32 cannot hold: no "not finite" skip, not
+    Keras' plain step, float64 gradients; a float32 cast of the gradient, the direction or
+    the penalty on the way would make it skip."""
+    x, y = batch(7)
+    model = switch(compiled(keras_model(7, amplify=factor)), NAME, 0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.train_on_batch(x, y)
+    assert not [w for w in caught if "not finite" in str(w.message)]
+    got = keras_grads(model)
+    plain = compiled(keras_model(7, amplify=factor))
+    plain.train_on_batch(x, y)
+    assert all(g.dtype == torch.float64 and torch.isfinite(g).all() for g in got)
+    assert not torch.allclose(got[1], keras_grads(plain)[1])  # the head's kernel
+
+
+def test_gradient_penalty_keeps_float64(float64_keras):
     """A float64 model's penalty is squared in float64: with a loss of ~1e-24 the squared
     gradients (~1e-51) underflow to 0 in float32 but not in float64, and an epsilon of 1e26
     makes that penalty about as large as the loss, so a float32 cast would drop it."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_floatx("float64")  # Keras' compiled loss follows floatx
-    keras.config.set_dtype_policy("float64")  # and the layers the dtype policy
-    try:
-        x, y = batch(6)
-        model, plain = keras_model(6), keras_model(6)
-        for m in (model, plain):
-            m.compile(
-                optimizer=keras.optimizers.SGD(0.0),
-                loss=lambda t, p: (
-                    1e-24 * keras.losses.sparse_categorical_crossentropy(t, p, from_logits=True)
-                ),
-            )
-        gradient_penalty(model, NAME, 1e26)
-        penalised = model.train_on_batch(x, y, return_dict=True)["loss"]
-        loss = plain.train_on_batch(x, y, return_dict=True)["loss"]
-    finally:
-        keras.config.set_floatx("float32")
-        keras.config.set_dtype_policy(policy)
+    x, y = batch(6)
+    model, plain = keras_model(6), keras_model(6)
+    for m in (model, plain):
+        m.compile(
+            optimizer=keras.optimizers.SGD(0.0),
+            loss=lambda t, p: (
+                1e-24 * keras.losses.sparse_categorical_crossentropy(t, p, from_logits=True)
+            ),
+        )
+    gradient_penalty(model, NAME, 1e26)
+    penalised = model.train_on_batch(x, y, return_dict=True)["loss"]
+    loss = plain.train_on_batch(x, y, return_dict=True)["loss"]
     assert all(g.dtype == torch.float64 and torch.isfinite(g).all() for g in keras_grads(model))
     assert penalised > 1.1 * loss  # the penalty is there

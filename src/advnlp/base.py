@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import torch
@@ -33,28 +32,15 @@ from torch import Tensor, nn
 from .distributed import sum_rows_across_ranks
 from .embedding import find_embedding, unwrap
 from .errors import ClosureError, ConfigError
+from .passes import Offset, Pass, ascent_step
 from .perturbation import Perturbation, work_dtype
 
 Closure = Callable[[], Tensor]
 Backward = Callable[[Tensor], Any]
-# Called by the hook for embedding call number `index` fed `ids`: what to add to its output.
-Offset = Callable[[int, Tensor, Tensor], Tensor]
 
 
 def default_backward(loss: Tensor) -> None:
     loss.backward()
-
-
-@dataclass
-class Pass:
-    """One call of the closure: its loss and what went in and out of the embedding."""
-
-    loss: Tensor
-    ids: list[Tensor] = field(default_factory=list)  # token ids of each embedding call
-    outputs: list[Tensor] = field(default_factory=list)  # outputs as the model consumed them
-    # epsilon_unit="relative", example scope: each call's per-example norm of the unperturbed
-    # output over non-padding positions, (B, 1, 1)
-    units: list[Tensor] = field(default_factory=list)
 
 
 @dataclass
@@ -154,19 +140,13 @@ class AdversarialMethod:
                 "gradients are disabled (torch.no_grad / inference_mode): "
                 "call backward() outside those contexts"
             )
-        record = Pass(loss=torch.empty(0))
+        record = Pass()
 
         def hook(module: nn.Module, args: tuple, kwargs: dict, output: Tensor) -> Tensor:
             ids = args[0] if args else kwargs["input"]
-            if not output.requires_grad:  # a frozen embedding can still be perturbed
-                output = output.detach().requires_grad_()
             if self._relative("example"):  # measured before any offset is added
                 record.units.append(Perturbation.example_unit(ids, output, self.padding_idx))
-            if offset is not None:
-                output = output + offset(len(record.outputs), ids, output).to(output.dtype)
-            record.ids.append(ids)
-            record.outputs.append(output)
-            return output
+            return record.add(ids, output, offset)
 
         handle = self.embedding.register_forward_hook(hook, with_kwargs=True)
         try:
@@ -224,25 +204,11 @@ class AdversarialMethod:
     def _direction(
         self, scope: str, run: Pass, grads: list[Tensor | None], length: float
     ) -> Perturbation | None:
-        """``length`` times the unit ascent direction; None (with a warning) if not finite.
-
-        A non-finite direction is never scaled, not even by 0: inf * 0 is nan, and a nan in
-        the perturbation would reach every gradient of the next pass.
-        """
-        if all(g is None for g in grads):
-            grads = [torch.zeros_like(out) for out in run.outputs]
-        direction = Perturbation.from_gradients(scope, run.ids, grads, self.padding_idx)
-        direction = sum_rows_across_ranks(direction)  # token scope under DDP: the global batch
-        if not direction.is_finite():
-            warnings.warn(
-                f"{type(self).__name__}: the gradient of the embedding output is not finite "
-                "(inf/nan, e.g. fp16 overflow); this ascent step is not taken (with no step "
-                "taken, the step is not perturbed)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return None
-        return direction.normalized(length, self._unit(direction, run))
+        """``length`` times the unit ascent direction; None (with a warning) if not finite."""
+        gradient = run.gradient(scope, grads, self.padding_idx)
+        gradient = sum_rows_across_ranks(gradient)  # token scope under DDP: the global batch
+        unit = self._unit(gradient, run)
+        return ascent_step(gradient, length, unit, who=type(self).__name__, stacklevel=3)
 
     def _relative(self, scope: str) -> bool:
         return self.epsilon_unit == "relative" and getattr(self, "scope", None) == scope

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
 from ..distributed import world_size
 from ..errors import check_number
-from ..perturbation import work_dtype
+from ..passes import penalty_term
 
 
 @dataclass
@@ -69,19 +67,9 @@ class GradientPenalty(AdversarialMethod):
         with sdpa_kernel(SDPBackend.MATH), _explain_missing_double_backward():
             run = self._forward(closure)
             grads = self._input_gradients(run, create_graph=True)
-            # Squares in float32 at least: fp16 gradients overflow when squared.
-            squares = [g.to(work_dtype(g.dtype)).pow(2).sum() for g in grads if g is not None]
             # Under DDP each rank's local mean loss has world_size times the per-token gradient
             # of the global mean loss: dividing keeps the global batch's penalty.
-            penalty = 0.5 * self.epsilon * torch.stack(squares).sum() / world_size()
-            if not torch.isfinite(penalty):
-                warnings.warn(
-                    "GradientPenalty: the penalty is not finite (inf/nan, e.g. fp16 overflow); "
-                    "this step trains on the plain loss",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                penalty = penalty.detach().zero_()
+            penalty = penalty_term(grads, self.epsilon, who="GradientPenalty") / world_size()
             self.last_penalty = penalty.detach()
             backward(run.loss + penalty.to(run.loss.dtype))
         return run.loss.detach()
