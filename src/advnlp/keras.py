@@ -12,7 +12,7 @@ so Keras still does everything it normally does in a step: loss tracking, metric
 loss scaling, ``optimizer.apply``. They can be called before or after ``compile``; calling
 either again replaces the previous switch (one at a time).
 
-- ``adversarial_training``: the reference (bert4keras) FGM. A first pass gives g = dL/dE, the gradient of the
+- ``adversarial_training``: FGM as in bert4keras. A first pass gives g = dL/dE, the gradient of the
   compiled loss w.r.t. the embedding matrix (only the batch's rows are non-zero); then
   delta = epsilon * g / (||g|| + 1e-8) with one L2 norm over the whole matrix, and Keras'
   step runs at E + delta, so the optimizer gets the gradients of the perturbed loss only
@@ -97,13 +97,13 @@ _MARK = "_advnlp_inner"  # set on our train_step: the train_step it wraps
 
 
 def adversarial_training(model: keras.Model, embedding_name: str, epsilon: float) -> keras.Model:
-    """Turn on the reference (bert4keras) FGM for ``model.fit`` / ``train_on_batch``; returns ``model``.
+    """Turn on bert4keras' FGM for ``model.fit`` / ``train_on_batch``; returns ``model``.
 
     Args:
         model: a Keras 3 model (torch backend).
         embedding_name: name of its token ``keras.layers.Embedding`` layer (bert4keras:
             ``"Embedding-Token"``); nested models are searched too.
-        epsilon: L2 length of the perturbation of the whole matrix (the reference (bert4keras) uses 0.5).
+        epsilon: L2 length of the perturbation of the whole matrix (bert4keras uses 0.5).
 
     Raises:
         ValueError: no Embedding layer of that name (the message lists them), or epsilon < 0.
@@ -137,7 +137,7 @@ def gradient_penalty(model: keras.Model, embedding_name: str, epsilon: float) ->
     """Train ``model`` on ``loss + 0.5 * epsilon * ||dL/de||^2``; returns ``model``.
 
     ``e`` are the outputs of the Embedding layer ``embedding_name`` (one row per token
-    occurrence, padding included, as in the reference (bert4keras)) and ``loss`` is what ``model.compute_loss``
+    occurrence, padding included, as in bert4keras) and ``loss`` is what ``model.compute_loss``
     returns in a training step. The penalty's gradient is a true second-order one
     (``create_graph=True``); one computed from a detached gradient would be a silent no-op.
 
