@@ -160,7 +160,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     import signal
     import time
 
-    from advnlp.experiment.train import last_complete_checkpoint
+    from advnlp.experiment.run_folder import RunFolder
 
     train, dev = write_splits(tmp_path / "data", train=240, dev=40)
     common = ["--epochs", "3", *SMALL_RUN, "--model", "scratch-tiny", "--method", "fgm"]
@@ -180,10 +180,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    checkpoints = broken / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if last_complete_checkpoint(checkpoints, prune=False):
+        if RunFolder(broken).last_checkpoint(prune=False):
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be interrupted"
@@ -191,7 +190,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     process.wait()
     assert not (broken / "results.json").exists()
     assert not (broken / "model").exists()
-    checkpoint = Path(last_complete_checkpoint(checkpoints, prune=False))  # what --resume takes
+    checkpoint = RunFolder(broken).last_checkpoint(prune=False)  # what --resume takes
     done = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
 
     result = subprocess.run(

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError, UsageError
+from ..experiment.environment import is_main_process
 from ..registry import check, resolve
 
 
@@ -44,11 +45,6 @@ HYPERPARAMETER_FLAGS = [
         "freelb)",
     ),
 ]
-
-
-def is_main_process() -> bool:
-    """Rank 0 under torchrun / accelerate launch (which set RANK), or a single process."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def say(text: str) -> None:
