@@ -8,7 +8,14 @@ import json
 import pytest
 
 from advnlp.errors import DataError
-from advnlp.experiment.results import COLLAPSE_SHARE, SCHEMA_VERSION, Epoch, RunResult, Scores
+from advnlp.experiment.results import (
+    COLLAPSE_SHARE,
+    RESULTS_NAME,
+    SCHEMA_VERSION,
+    Epoch,
+    RunResult,
+    Scores,
+)
 from advnlp.experiment.run_config import RunConfig
 from advnlp.experiment.run_folder import RunFolder
 
@@ -72,7 +79,7 @@ def one_line_error(path) -> str:
 
 
 def test_a_version_0_file_loads_with_its_values_and_writes_back_as_the_current_version(tmp_path):
-    result = RunResult.load(write(tmp_path / "results.json", VERSION_0))
+    result = RunResult.load(write(tmp_path / RESULTS_NAME, VERSION_0))
     assert result.config.method == "fgm" and result.config.method_kwargs == {"epsilon": 0.5}
     assert result.config.seed == 1 and result.config.layers is None  # added later: default
     assert result.epochs[1] == Epoch(2, 0.6, 0.75, 0.7, None)
@@ -123,7 +130,7 @@ def test_collapse_is_the_share_of_the_most_predicted_class_at_or_above_the_thres
 
 
 def test_a_file_from_a_newer_advnlp_is_refused_naming_its_version(tmp_path):
-    path = write(tmp_path / "results.json", {**VERSION_0, "schema_version": SCHEMA_VERSION + 1})
+    path = write(tmp_path / RESULTS_NAME, {**VERSION_0, "schema_version": SCHEMA_VERSION + 1})
     message = one_line_error(path)
     assert f"schema {SCHEMA_VERSION + 1}" in message and "upgrade advnlp" in message
 
@@ -145,7 +152,7 @@ def test_a_file_from_a_newer_advnlp_is_refused_naming_its_version(tmp_path):
          "no-seed", "epoch-without-number", "steps-bool"],
 )  # fmt: skip
 def test_a_broken_file_fails_in_one_line_naming_it_and_what_is_wrong(tmp_path, text, needle):
-    message = one_line_error(write(tmp_path / "results.json", text))
+    message = one_line_error(write(tmp_path / RESULTS_NAME, text))
     assert needle in message, message
 
 
