@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import pytest
 
@@ -99,7 +100,7 @@ def test_a_version_0_file_loads_with_its_values_and_writes_back_as_the_current_v
             assert written[key] == value, key
 
 
-def test_to_json_and_from_json_are_inverse():
+def test_to_json_and_from_json_are_inverse_for_every_field():
     result = RunResult(
         config=RunConfig("a.jsonl", "b.jsonl", "out", method="gp", method_kwargs={"epsilon": 1}),
         labels=["x", "y", "z"],
@@ -109,8 +110,22 @@ def test_to_json_and_from_json_are_inverse():
         dev_predictions=[2, 2],
         dev_labels=[2, 0],
         test=Scores(0.25, 0.2, 4),
+        median_step_time_s=0.01,
+        train_runtime_s=1.5,
+        steps=3,
+        resumed_from="out/checkpoints/checkpoint-2",
+        versions={"torch": "2"},
+        environment={"device": "cpu"},
+        tokenizer_sha256="ab",
+        vocab_size=10,
+        data_sha256={"train": "cd", "dev": "ef", "test": None},
+        world_size=1,
         model_size={"pieces": 10, "layers": 2},
+        steps_run=1,
+        dev_majority_share=1.0,
     )
+    unset = [f.name for f in fields(RunResult) if getattr(result, f.name) in (None, [], {})]
+    assert not unset, f"set {unset} above, so that this test reads them back"
     text = json.dumps(result.to_json())
     assert RunResult.from_json(json.loads(text)) == result
     assert list(json.loads(text))[:3] == ["schema_version", "config", "labels"]
