@@ -127,7 +127,7 @@ def majority_share(predictions: Sequence[int]) -> float | None:
 
 
 class _Invalid(ValueError):
-    pass
+    """What is wrong in a results file (from_json adds the file's name)."""
 
 
 _NUMBER = (int, float)
@@ -150,7 +150,10 @@ _SIMPLE = {
 }
 
 
-def _get(data: Mapping[str, Any], key: str, kinds: Any, where: str = "", required: bool = False):
+def _get(
+    data: Mapping[str, Any], key: str, kinds: Any, where: str = "", required: bool = False
+) -> Any:
+    """``data[key]`` if it is one of ``kinds`` (never a bool for a number), None if absent."""
     value = data.get(key)
     if value is None:
         if required:
