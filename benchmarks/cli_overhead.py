@@ -118,14 +118,14 @@ def advnlp_train(
     import advnlp.experiment.train as train_module
 
     timer = StepTimes()
-    make = train_module._trainer
+    make = train_module.build_trainer
 
     def with_timer(*a, **k):
         trainer = make(*a, **k)
         trainer.add_callback(timer)
         return trainer
 
-    train_module._trainer = with_timer
+    train_module.build_trainer = with_timer
     try:
         code = advnlp_main(
             [
@@ -155,7 +155,7 @@ def advnlp_train(
             ]
         )
     finally:
-        train_module._trainer = make
+        train_module.build_trainer = make
     assert code == 0
     return timer.times
 

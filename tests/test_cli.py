@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("datasets")
 
 from advnlp.cli import main  # noqa: E402
+from advnlp.experiment.run_folder import RunFolder  # noqa: E402
 
 from .cli_data import SMALL_RUN, fails_in_one_line, write_splits  # noqa: E402
 
@@ -66,7 +67,7 @@ def test_train_writes_results_and_a_loadable_model(splits, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| epoch | train loss" in printed and "best epoch" in printed
 
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads(RunFolder(out).results.read_text())
     assert results["config"]["method"] == "fgm"
     assert results["config"]["method_kwargs"] == {"epsilon": 0.5}
     assert [e["epoch"] for e in results["epochs"]] == [1, 2]
@@ -114,7 +115,7 @@ def test_sentence_pairs_and_csv(tmp_path):
     (tmp_path / "pairs.csv").write_text(rows, "utf-8")
     pairs = tmp_path / "pairs.csv"
     assert main(train_args(pairs, pairs, tmp_path / "run", "--method", "gp")) == 0
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    results = json.loads(RunFolder(tmp_path / "run").results.read_text())
     assert results["labels"] == ["no", "yes"]
 
 
@@ -140,11 +141,11 @@ def test_output_folder_rules(splits, tmp_path, capsys):
         capsys,
         "was started with method='none', not 'gp'",
     )
-    first = (out / "results.json").read_text()
+    first = RunFolder(out).results.read_text()
     assert main(train_args(train, dev, out, "--method", "none", "--resume")) == 0  # complete
-    assert (out / "results.json").read_text() == first
+    assert RunFolder(out).results.read_text() == first
     assert main(train_args(train, dev, out, "--method", "fgm", "--overwrite")) == 0
-    assert json.loads((out / "results.json").read_text())["config"]["method"] == "fgm"
+    assert json.loads(RunFolder(out).results.read_text())["config"]["method"] == "fgm"
 
 
 def _command(*args):
@@ -159,8 +160,6 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     deterministic)."""
     import signal
     import time
-
-    from advnlp.experiment.train import last_complete_checkpoint
 
     train, dev = write_splits(tmp_path / "data", train=240, dev=40)
     common = ["--epochs", "3", *SMALL_RUN, "--model", "scratch-tiny", "--method", "fgm"]
@@ -180,18 +179,17 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    checkpoints = broken / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if last_complete_checkpoint(checkpoints, prune=False):
+        if RunFolder(broken).last_checkpoint(prune=False):
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (broken / "results.json").exists()
+    assert not RunFolder(broken).results.exists()
     assert not (broken / "model").exists()
-    checkpoint = Path(last_complete_checkpoint(checkpoints, prune=False))  # what --resume takes
+    checkpoint = RunFolder(broken).last_checkpoint(prune=False)  # what --resume takes
     done = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
 
     result = subprocess.run(
@@ -201,8 +199,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    a = json.loads((whole / "results.json").read_text())
-    b = json.loads((broken / "results.json").read_text())
+    a = json.loads(RunFolder(whole).results.read_text())
+    b = json.loads(RunFolder(broken).results.read_text())
     assert Path(b["resumed_from"]).name == checkpoint.name
     assert a["steps_run"] == a["steps"] == b["steps"]
     assert 0 < done < b["steps"]
@@ -269,7 +267,7 @@ def test_local_pretrained_folder_and_save_to_disk_data(tmp_path, capsys):
         )
         == 0
     )
-    results = json.loads((out / "results.json").read_text())
+    results = json.loads(RunFolder(out).results.read_text())
     assert results["labels"] == ["neg", "pos"] and results["dev"]["n"] == 16
     capsys.readouterr()  # the progress bars of save_to_disk above
     fails_in_one_line(

@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("datasets")
 
+from advnlp.experiment.run_folder import RunFolder  # noqa: E402
+
 from .cli_data import SMALL_RUN, write_splits  # noqa: E402
 from .launch import ENV  # noqa: E402
 
@@ -98,14 +100,14 @@ def test_sigterm_during_compare_stops_cleanly_and_a_rerun_resumes(data, tmp_path
         "(finished runs are kept)"
     )
     assert_folder_consistent(out)
-    assert (first / "results.json").exists() and not (second / "results.json").exists()
-    finished = stamp(first / "results.json")
+    assert RunFolder(first).results.exists() and not RunFolder(second).results.exists()
+    finished = stamp(RunFolder(first).results)
 
     result = finish(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert_folder_consistent(out)
-    assert stamp(first / "results.json") == finished  # not trained again
-    resumed = json.loads((second / "results.json").read_text())
+    assert stamp(RunFolder(first).results) == finished  # not trained again
+    resumed = json.loads(RunFolder(second).results.read_text())
     assert resumed["resumed_from"] is not None  # continued from its checkpoint
     assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
     summary = json.loads((out / "summary.json").read_text())
@@ -152,10 +154,10 @@ def test_truncated_checkpoint_at_resume_falls_back_to_the_previous_one(data, tmp
     ]  # fmt: skip
     whole = finish(*args, "--keep-checkpoints")
     assert whole.returncode == 0, whole.stderr[-3000:]
-    expected = json.loads((out / "results.json").read_text())
+    expected = json.loads(RunFolder(out).results.read_text())
     # What a run killed after its last checkpoint, on a disk that lost the checkpoint's
     # tail, leaves behind: no model, no results, and a truncated newest checkpoint.
-    (out / "results.json").unlink()
+    RunFolder(out).results.unlink()
     subprocess.run(["rm", "-r", str(out / "model")], check=True)
     older, newest = sorted(out.glob("checkpoints/checkpoint-*"), key=lambda p: int(p.name[11:]))
     weights = newest / "model.safetensors"
@@ -169,7 +171,7 @@ def test_truncated_checkpoint_at_resume_falls_back_to_the_previous_one(data, tmp
         f"advnlp train: warning: --resume: skipping {newest}: model.safetensors is truncated; "
         "trying the one before it"
     ]
-    resumed = json.loads((out / "results.json").read_text())
+    resumed = json.loads(RunFolder(out).results.read_text())
     assert resumed["resumed_from"] == str(older)
     assert resumed["dev_predictions"] == expected["dev_predictions"]
     for x, y in zip(expected["epochs"], resumed["epochs"], strict=True):
@@ -184,8 +186,8 @@ def test_corrupt_checkpoints_everywhere_restart_the_run_with_a_warning(data, tmp
         "--epochs", "2", *SMALL_RUN, "--method", "none",
     ]  # fmt: skip
     assert finish(*args, "--keep-checkpoints").returncode == 0
-    expected = json.loads((out / "results.json").read_text())
-    (out / "results.json").unlink()
+    expected = json.loads(RunFolder(out).results.read_text())
+    RunFolder(out).results.unlink()
     subprocess.run(["rm", "-r", str(out / "model")], check=True)
     checkpoints = sorted(out.glob("checkpoints/checkpoint-*"), key=lambda p: int(p.name[11:]))
     assert len(checkpoints) == 2
@@ -204,7 +206,7 @@ def test_corrupt_checkpoints_everywhere_restart_the_run_with_a_warning(data, tmp
         "advnlp train: warning: --resume: no complete checkpoint is left; "
         "the run starts from the beginning"
     )
-    resumed = json.loads((out / "results.json").read_text())
+    resumed = json.loads(RunFolder(out).results.read_text())
     assert resumed["resumed_from"] is None
     assert resumed["dev_predictions"] == expected["dev_predictions"]
 

@@ -14,6 +14,8 @@ import pytest
 pytest.importorskip("scipy")
 
 from advnlp.experiment import report  # noqa: E402
+from advnlp.experiment.results import Epoch, RunResult, Scores  # noqa: E402
+from advnlp.experiment.run_config import RunConfig  # noqa: E402
 
 N = 40
 LABELS = [i % 2 for i in range(N)]
@@ -36,41 +38,34 @@ WRONG = {
 STEP_TIME = {"none": [0.10, 0.30, 0.20], "fgm": [0.40, 0.40, 0.40], "gp": [0.50, 0.55, 0.45]}
 
 
-def make_run(method: str, epsilon: float | None, seed: int, wrong: set[int]) -> dict:
+def make_run(method: str, epsilon: float | None, seed: int, wrong: set[int]) -> RunResult:
+    """A run as ``advnlp train`` records it: built with the writer's types, then read back from
+    its JSON text, so that the report reads exactly what the writer writes."""
     accuracy = 1 - len(wrong) / N
-    return {
-        "config": {
-            "method": method,
-            "method_kwargs": {} if epsilon is None else {"epsilon": epsilon},
-            "seed": seed,
-            "model": "scratch-small",
-            "train": "train.jsonl",
-            "dev": "dev.jsonl",
-            "output": f"out/runs/{method}-seed{seed}" if epsilon is None else None,
-        },
-        "epochs": [
-            {
-                "epoch": 1,
-                "train_loss": 0.7 + seed / 10,
-                "dev_accuracy": accuracy - 0.05,
-                "dev_macro_f1": accuracy - 0.06,
-                "step_time_s": STEP_TIME[method][seed],
-            },
-            {
-                "epoch": 2,
-                "train_loss": 0.5 + seed / 10,
-                "dev_accuracy": accuracy,
-                "dev_macro_f1": accuracy - 0.01,
-                "step_time_s": STEP_TIME[method][seed],
-            },
+    config = RunConfig(
+        train="train.jsonl",
+        dev="dev.jsonl",
+        output=f"out/runs/{method}-seed{seed}" if epsilon is None else None,
+        model="scratch-small",
+        method=method,
+        method_kwargs={} if epsilon is None else {"epsilon": epsilon},
+        seed=seed,
+    )
+    step_time = STEP_TIME[method][seed]
+    written = RunResult(
+        config=config,
+        epochs=[
+            Epoch(1, 0.7 + seed / 10, accuracy - 0.05, accuracy - 0.06, step_time),
+            Epoch(2, 0.5 + seed / 10, accuracy, accuracy - 0.01, step_time),
         ],
-        "best_epoch": 2,
-        "dev": {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "n": N},
-        "dev_predictions": [1 - y if i in wrong else y for i, y in enumerate(LABELS)],
-        "dev_labels": list(LABELS),
-        "test": None if method == "fgm" else {"accuracy": accuracy - 0.05, "n": 20},
-        "median_step_time_s": STEP_TIME[method][seed],
-    }
+        best_epoch=2,
+        dev=Scores(accuracy, accuracy - 0.01, N),
+        dev_predictions=[1 - y if i in wrong else y for i, y in enumerate(LABELS)],
+        dev_labels=list(LABELS),
+        test=None if method == "fgm" else Scores(accuracy - 0.05, n=20),
+        median_step_time_s=step_time,
+    )
+    return RunResult.from_json(json.loads(json.dumps(written.to_json())))
 
 
 def all_runs(seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict]:
@@ -172,7 +167,7 @@ def test_one_seed_has_no_std_and_no_t_test():
 
 
 def test_without_baseline_there_is_no_comparison():
-    runs = [r for r in all_runs() if r["config"]["method"] != "none"]
+    runs = [r for r in all_runs() if r.config.method != "none"]
     summary = report.summarize(runs)
     assert summary["baseline"] is None
     assert all(g["vs_baseline"] is None for g in summary["groups"])
@@ -185,7 +180,7 @@ def test_a_repeated_seed_or_another_dev_set_is_an_error():
     with pytest.raises(ValueError, match="repeat"):
         report.summarize(runs)
     runs = all_runs()
-    runs[0]["dev_labels"] = runs[0]["dev_labels"][:-1]
+    runs[0].dev_labels = runs[0].dev_labels[:-1]
     with pytest.raises(ValueError, match="dev labels"):
         report.summarize(runs)
 
@@ -212,7 +207,7 @@ def test_markdown_table_rows():
 def test_markdown_table_without_test_accuracy_drops_the_column():
     runs = all_runs(seeds=(0,))
     for run in runs:
-        run["test"] = None
+        run.test = None
     table = report.markdown_table(report.summarize(runs))
     assert "test acc" not in table
     assert "| none | — | 0 | 75.00 ± — | 74.00 ± — | — | — | — | — | 1.00× |" in table

@@ -17,6 +17,8 @@ import pytest
 
 pytest.importorskip("datasets")
 
+from advnlp.experiment.run_folder import RunFolder  # noqa: E402
+
 from .cli_data import SMALL_RUN, examples, write_jsonl, write_splits  # noqa: E402
 from .launch import ENV  # noqa: E402
 
@@ -58,7 +60,7 @@ def _without_timings_and_paths(value, root: Path):
 
 
 def _results(out: Path) -> dict:
-    return _without_timings_and_paths(json.loads((out / "results.json").read_text()), out)
+    return _without_timings_and_paths(json.loads(RunFolder(out).results.read_text()), out)
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -9,6 +9,7 @@ from dataclasses import Field
 from typing import Any
 
 from ..errors import ConfigError, UsageError
+from ..experiment.environment import is_main_process
 from ..registry import check, config_fields, hyperparameters, method_names, resolve
 
 
@@ -31,9 +32,6 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-def is_main_process() -> bool:
-    """Rank 0 under torchrun / accelerate launch (which set RANK), or a single process."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def say(text: str) -> None:

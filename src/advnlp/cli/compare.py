@@ -53,7 +53,7 @@ def add_sweep_flags(
 
 def config_from(args: argparse.Namespace, **overrides):
     from ..experiment.compare import CompareConfig
-    from ..experiment.train import RunConfig
+    from ..experiment.run_config import RunConfig
 
     settings = common.run_settings(args) | overrides
     return CompareConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import platform
 
-from ..experiment.train import RUN_PACKAGES, package_versions
+from ..experiment.environment import RUN_PACKAGES, package_versions
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:

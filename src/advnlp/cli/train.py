@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import UsageError
 from ..experiment.report import markdown
+from ..experiment.results import RunResult
+from ..experiment.run_folder import RunFolder
 from ..registry import hyperparameters, method_names
 from . import common
 
@@ -68,35 +69,40 @@ def run(args: argparse.Namespace) -> int:
     )
     config.validate()
     common.quiet_libraries()
-    results = train_run(config, resume=args.resume, overwrite=args.overwrite)
-    common.say(summary(results, Path(args.output)))
+    result = train_run(config, resume=args.resume, overwrite=args.overwrite)
+    common.say(summary(result))
     return 0
 
 
-def summary(results: dict, output: Path) -> str:
-    config = results["config"]
-    settings = {**hyperparameters(config["method"]), **config["method_kwargs"]}
+def summary(result: RunResult) -> str:
+    config, dev, test = result.config, result.dev, result.test
+    settings = {**hyperparameters(config.method), **config.method_kwargs}
     kwargs = ", ".join(f"{k}={v}" for k, v in settings.items())
     rows = [
         [
-            str(e["epoch"]),
-            f"{e['train_loss']:.4f}" if e.get("train_loss") is not None else "—",
-            common.percent(e.get("dev_accuracy")),
-            common.percent(e.get("dev_macro_f1")),
-            f"{e['step_time_s']:.3f}" if e.get("step_time_s") is not None else "—",
+            str(e.epoch),
+            f"{e.train_loss:.4f}" if e.train_loss is not None else "—",
+            common.percent(e.dev_accuracy),
+            common.percent(e.dev_macro_f1),
+            f"{e.step_time_s:.3f}" if e.step_time_s is not None else "—",
         ]
-        for e in results["epochs"]
+        for e in result.epochs
     ]
     table = markdown(
         ["epoch", "train loss", "dev accuracy %", "dev macro-F1 %", "step time (s)"], rows
     )
-    test, dev = results.get("test"), results["dev"]
+    folder = RunFolder(config.output)
     lines = [
-        f"advnlp train: {config['method']}({kwargs}) on {config['model']}, seed {config['seed']}",
+        f"advnlp train: {config.method}({kwargs}) on {config.model}, seed {config.seed}",
         table,
-        f"best epoch {results['best_epoch']}: dev accuracy {common.percent(dev['accuracy'])}%,"
-        f" macro-F1 {common.percent(dev['macro_f1'])}%"
-        + (f"; test accuracy {common.percent(test['accuracy'])}%" if test else ""),
-        f"saved: {output / 'model'} (best model), {output / 'results.json'}",
+        f"best epoch {result.best_epoch}: dev accuracy {common.percent(dev.accuracy)}%,"
+        f" macro-F1 {common.percent(dev.macro_f1)}%"
+        + (f"; test accuracy {common.percent(test.accuracy)}%" if test else ""),
     ]
+    if result.collapsed:
+        lines.append(
+            f"collapsed: the best model predicts one class for "
+            f"{100 * result.dev_majority_share:.0f}% of the dev examples"
+        )
+    lines.append(f"saved: {folder.model} (best model), {folder.results}")
     return "\n".join(lines)

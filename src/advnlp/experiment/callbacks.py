@@ -74,3 +74,12 @@ class Progress(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class FirstStep(TrainerCallback):
+    """Notes the step training starts from (the checkpoint's, on resume)."""
+
+    step = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step = state.global_step

@@ -23,15 +23,14 @@ from typing import Any
 
 from ..errors import ConfigError, UsageError
 from ..registry import accepted, check, hyperparameters, resolve
-from .io import (
-    LOCK_NAME,
-    check_writable,
-    folder_lock,
-    make_folder,
-    write_folder_atomic,
-    write_json_atomic,
-)
-from .train import Prepared, RunConfig, make_tokenizer, prepare_data, process_state, run
+from .environment import process_state
+from .io import LOCK_NAME, check_writable, folder_lock, make_folder, write_json_atomic
+from .results import RunResult
+from .run_config import RunConfig
+from .run_folder import OutputFolder, RunFolder
+from .train import Prepared, make_tokenizer, prepare_data, run
+
+COMPARE_NAME = "compare.json"  # the comparison's settings: marks the folder as one
 
 
 @dataclass
@@ -115,7 +114,7 @@ class CompareConfig:
 def check_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> bool:
     """Check ``--output`` against the flags, writing nothing; True if it must be emptied first."""
     check_writable(out)
-    marker = out / "compare.json"
+    marker = out / COMPARE_NAME
     if marker.exists():
         saved = json.loads(marker.read_text(encoding="utf-8"))["shared"]
         changed = [k for k, v in config.shared_settings().items() if saved.get(k) != v]
@@ -146,7 +145,7 @@ def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None
                 path.unlink()
     make_folder(out)
     write_json_atomic(
-        out / "compare.json",
+        out / COMPARE_NAME,
         {
             "shared": config.shared_settings(),
             "methods": config.methods,
@@ -164,32 +163,33 @@ def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = 
     UsageError instead of writing beside this one.
     """
     config.validate()
-    out = Path(config.base.output)
+    out = OutputFolder(config.base.output)
     processes = process_state()
     main = processes.is_main_process
-    restart = check_folder(out, config, overwrite=overwrite)
+    restart = check_folder(out.path, config, overwrite=overwrite)
     plan = config.plan()
-    pending = restart or any(not (Path(c.output) / "results.json").exists() for c in plan)
+    # finished runs are read now, so that a broken results.json stops the sweep before it trains
+    finished = [] if restart else [RunFolder(c.output) for c in plan]
+    done = {f.path: f.read_result() for f in finished if f.finished}
+    pending = len(done) < len(plan)
     prepared = prepare_data(config.base) if pending else None  # data errors write nothing
     if prepared is not None and main:  # a model name that does not load also fails here
-        saved = out / "tokenizer"
-        reuse = not restart and (saved / "tokenizer_config.json").exists()
-        prepared.tokenizer = make_tokenizer(config.base, prepared, saved if reuse else None)
+        saved = None if restart else out.saved_tokenizer()
+        prepared.tokenizer = make_tokenizer(config.base, prepared, saved)
     processes.wait_for_everyone()  # every rank has looked before rank 0 writes
-    with folder_lock(out) if main else nullcontext():
+    with folder_lock(out.path) if main else nullcontext():
         if main:
-            prepare_folder(out, config, overwrite=overwrite)
-            if prepared is not None and not (out / "tokenizer").exists():
-                write_folder_atomic(out / "tokenizer", prepared.tokenizer.save_pretrained)
+            prepare_folder(out.path, config, overwrite=overwrite)
+        if prepared is not None:  # every run uses the tokenizer rank 0 made (and trained)
+            prepared.tokenizer = out.share_tokenizer(prepared.tokenizer, processes)
         processes.wait_for_everyone()
-        if prepared is not None and not main:  # the tokenizer rank 0 made (and trained)
-            prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
-        return _run_all(config, plan, prepared, processes, progress)
+        return _run_all(config, plan, done, prepared, processes, progress)
 
 
 def _run_all(
     config: CompareConfig,
     plan: list[RunConfig],
+    done: dict[Path, RunResult],
     prepared: Prepared | None,
     processes: Any,
     progress: bool,
@@ -203,14 +203,13 @@ def _run_all(
     results = []
     bar = tqdm(plan, desc="runs", unit="run", disable=not (progress and main), dynamic_ncols=True)
     for run_config in bar:
-        folder = Path(run_config.output)
-        bar.set_postfix_str(folder.name)
-        if (folder / "results.json").exists():  # finished: read, never trained again
-            results.append(json.loads((folder / "results.json").read_text(encoding="utf-8")))
+        folder = RunFolder(run_config.output)
+        bar.set_postfix_str(folder.path.name)
+        if folder.path in done:  # finished: never trained again
+            results.append(done[folder.path])
             continue
         assert prepared is not None, "compare() loads the data when a run is not finished"
-        resume = (folder / "run.json").exists()
-        results.append(run(run_config, resume=resume, prepared=prepared, progress=False))
+        results.append(run(run_config, resume=folder.started, prepared=prepared, progress=False))
         if main:
             bar.write(_one_line(results[-1]))
     summary = write_report(results, Path(config.base.output)) if main else {}
@@ -225,13 +224,16 @@ def _method(name: str) -> str:
         raise UsageError(f"--methods: {error}") from None
 
 
-def _one_line(results: dict[str, Any]) -> str:
-    config = results["config"]
+def _one_line(result: RunResult) -> str:
+    config = result.config
     kwargs = ", ".join(
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for k, v in config["method_kwargs"].items()
+        for k, v in config.method_kwargs.items()
     )
-    return (
-        f"{config['method']}({kwargs}) seed {config['seed']}: dev accuracy "
-        f"{100 * results['dev']['accuracy']:.2f}% (best epoch {results['best_epoch']})"
+    line = (
+        f"{config.method}({kwargs}) seed {config.seed}: dev accuracy "
+        f"{100 * result.dev.accuracy:.2f}% (best epoch {result.best_epoch})"
     )
+    if result.collapsed:
+        line += f"; collapsed: {100 * result.dev_majority_share:.0f}% of dev predicted one class"
+    return line

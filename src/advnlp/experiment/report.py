@@ -1,8 +1,9 @@
 """The report of ``advnlp compare``: a paired summary over seeds, a markdown table, two plots.
 
-Everything here is a pure function of the runs' ``results.json`` dicts. Runs are grouped by
-(method, epsilon); each group is compared with the ``none`` baseline on the seeds both have
-(the runs of one seed share initial weights and data order, so the comparison is paired).
+Everything here is a pure function of the runs' results (``RunResult``, or ``results.json``
+dicts). Runs are grouped by (method, epsilon); each group is compared with the ``none``
+baseline on the seeds both have (the runs of one seed share initial weights and data order, so
+the comparison is paired). The statistics are in stats.py, the plots in plots.py.
 
 Conventions:
 
@@ -11,24 +12,47 @@ Conventions:
 - a standard deviation is the sample one (ddof=1) and is ``None`` for a single value, never 0
   (one seed says nothing about the spread); a test that cannot be computed gives ``None``, so
   the summary never holds NaN and is valid JSON;
+- a run whose best model predicts one class for >= 90% of dev (``COLLAPSE_SHARE``) has
+  collapsed; the summary lists such seeds per group and the table marks the group;
 - scipy and matplotlib are imported inside the functions that use them, so importing this
   module loads neither.
 """
 
 from __future__ import annotations
 
-import io
-import math
 import os
-import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from .io import write_json_atomic, write_text_atomic
+from .plots import plot_accuracy_vs_epsilon, plot_training_curves
+from .results import COLLAPSE_SHARE, RunResult
+from .stats import (
+    BASELINE,
+    Key,
+    as_result,
+    group_label,
+    group_runs,
+    mcnemar,
+    mean_std,
+    median,
+    paired_t_p,
+    run_key,
+)
 
-BASELINE = "none"
-Key = tuple[str, float | None]  # (method, epsilon)
+__all__ = [
+    "BASELINE",
+    "group_runs",
+    "markdown",
+    "markdown_table",
+    "mcnemar",
+    "plot_accuracy_vs_epsilon",
+    "plot_training_curves",
+    "run_key",
+    "summarize",
+    "write_report",
+]
 
 HEADER = (
     "Dev accuracy and macro-F1 in %: mean ± sample std (ddof=1) over seeds. "
@@ -37,6 +61,7 @@ HEADER = (
     f"on the dev predictions pooled over those seeds, b = {BASELINE} right and method wrong, "
     f"c = the reverse. Step time: median step time / {BASELINE}'s."
 )
+COLLAPSED = "⚠"  # marks a group with collapsed runs; a note under the table says which
 COLUMNS = (
     "method",
     "ε",
@@ -54,154 +79,70 @@ COLUMNS = (
 # summary
 
 
-def run_key(run: dict[str, Any]) -> Key:
-    """(method, epsilon) of one run; epsilon is ``None`` when the method takes none."""
-    config = run["config"]
-    epsilon = (config.get("method_kwargs") or {}).get("epsilon")
-    return config["method"], None if epsilon is None else float(epsilon)
-
-
-def _sort_key(key: Key) -> tuple[bool, str, bool, float]:
-    method, epsilon = key
-    return method != BASELINE, method, epsilon is not None, epsilon or 0.0
-
-
-def group_runs(runs: Iterable[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]]:
-    """Runs by (method, epsilon), baseline first, then by method and epsilon; within a group,
-    by seed. Raises ValueError when a (method, epsilon, seed) appears twice."""
-    groups: dict[Key, list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault(run_key(run), []).append(run)
-    for (method, epsilon), members in groups.items():
-        seeds = [run["config"]["seed"] for run in members]
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"{method} epsilon={epsilon}: seeds {seeds} repeat a seed")
-        members.sort(key=lambda run: run["config"]["seed"])
-    return {key: groups[key] for key in sorted(groups, key=_sort_key)}
-
-
-def _finite(value: float | None) -> float | None:
-    """``value`` as a plain float, or None when missing or not finite (no NaN in JSON)."""
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample std of the present values; std is None below two values."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return None, None
-    std = statistics.stdev(present) if len(present) > 1 else None
-    return _finite(statistics.fmean(present)), _finite(std)
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return _finite(statistics.median(present)) if present else None
-
-
-def _paired_t_p(method: Sequence[float], baseline: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value; None below two pairs or when the differences are
-    constant up to rounding (1e-12: accuracies are fractions), where t is undefined."""
-    differences = [m - b for m, b in zip(method, baseline, strict=True)]
-    if len(differences) < 2 or max(differences) - min(differences) <= 1e-12:
-        return None
-    from scipy.stats import ttest_rel
-
-    return _finite(ttest_rel(method, baseline).pvalue)
-
-
-def mcnemar(pairs: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    """McNemar's exact test on dev predictions pooled over (baseline run, method run) pairs.
-
-    b counts the examples the baseline got right and the method wrong, c the reverse; p is the
-    two-sided exact binomial test of min(b, c) successes in b + c trials (None when b + c = 0,
-    or b, c and p all None when a run lacks its dev predictions).
-    """
-    b = c = 0
-    for base, other in pairs:
-        labels = base.get("dev_labels")
-        base_pred, other_pred = base.get("dev_predictions"), other.get("dev_predictions")
-        if labels is None or base_pred is None or other_pred is None:
-            return {"b": None, "c": None, "p": None}
-        if other.get("dev_labels") != labels or {len(base_pred), len(other_pred)} != {len(labels)}:
-            seed = base["config"]["seed"]
-            raise ValueError(f"seed {seed}: the runs' dev labels or predictions do not match")
-        for truth, x, y in zip(labels, base_pred, other_pred, strict=True):
-            b += x == truth and y != truth
-            c += x != truth and y == truth
-    if b + c == 0:
-        return {"b": b, "c": c, "p": None}
-    from scipy.stats import binomtest
-
-    return {"b": b, "c": c, "p": _finite(binomtest(min(b, c), b + c, 0.5).pvalue)}
-
-
-def _versus(members: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:
+def _versus(members: list[RunResult], baseline: list[RunResult]) -> dict[str, Any]:
     """The comparison of a group with the baseline on the seeds both have."""
-    base_by_seed = {run["config"]["seed"]: run for run in baseline}
-    seeds = [r["config"]["seed"] for r in members]
-    pairs = [(base_by_seed[s], r) for s, r in zip(seeds, members, strict=True) if s in base_by_seed]
-    method_acc = [r["dev"]["accuracy"] for _, r in pairs]
-    base_acc = [b["dev"]["accuracy"] for b, _ in pairs]
-    mean, std = _mean_std([100 * (m - b) for m, b in zip(method_acc, base_acc, strict=True)])
+    base_by_seed = {run.config.seed: run for run in baseline}
+    pairs = [(base_by_seed[r.config.seed], r) for r in members if r.config.seed in base_by_seed]
+    method_acc = [r.dev.accuracy for _, r in pairs]
+    base_acc = [b.dev.accuracy for b, _ in pairs]
+    mean, std = mean_std([100 * (m - b) for m, b in zip(method_acc, base_acc, strict=True)])
     return {
-        "paired_seeds": [b["config"]["seed"] for b, _ in pairs],
+        "paired_seeds": [b.config.seed for b, _ in pairs],
         "dev_accuracy_diff_points_mean": mean,
         "dev_accuracy_diff_points_std": std,
-        "paired_t_p": _paired_t_p(method_acc, base_acc),
+        "paired_t_p": paired_t_p(method_acc, base_acc),
         "mcnemar": mcnemar(pairs) if pairs else {"b": None, "c": None, "p": None},
     }
 
 
 def _summarize_group(
-    key: Key, members: list[dict[str, Any]], baseline: list[dict[str, Any]] | None
+    key: Key, members: list[RunResult], baseline: list[RunResult] | None
 ) -> dict[str, Any]:
     method, epsilon = key
-    dev_acc = _mean_std([r["dev"]["accuracy"] for r in members])
-    dev_f1 = _mean_std([r["dev"].get("macro_f1") for r in members])
-    test_acc = _mean_std([(r.get("test") or {}).get("accuracy") for r in members])
+    dev_acc = mean_std([r.dev.accuracy for r in members])
+    dev_f1 = mean_std([r.dev.macro_f1 for r in members])
+    test_acc = mean_std([r.test.accuracy if r.test else None for r in members])
     is_baseline = method == BASELINE
     return {
         "method": method,
         "epsilon": epsilon,
         "n": len(members),
-        "seeds": [r["config"]["seed"] for r in members],
+        "seeds": [r.config.seed for r in members],
         "dev_accuracy_mean": dev_acc[0],
         "dev_accuracy_std": dev_acc[1],
         "dev_macro_f1_mean": dev_f1[0],
         "dev_macro_f1_std": dev_f1[1],
         "test_accuracy_mean": test_acc[0],
         "test_accuracy_std": test_acc[1],
-        "test_n": sum(1 for r in members if (r.get("test") or {}).get("accuracy") is not None),
-        "median_step_time_s": _median(r.get("median_step_time_s") for r in members),
+        "test_n": sum(1 for r in members if r.test is not None),
+        "median_step_time_s": median(r.median_step_time_s for r in members),
+        "collapsed_seeds": [r.config.seed for r in members if r.collapsed],
         "vs_baseline": None if baseline is None or is_baseline else _versus(members, baseline),
     }
 
 
-def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(runs: Iterable[RunResult | Mapping[str, Any]]) -> dict[str, Any]:
     """Summarise runs by (method, epsilon), paired with the ``none`` baseline by seed.
 
-    Returns ``{"groups": [...], "baseline": "none" | None}``, JSON-serialisable and free of
-    NaN. Each group holds method, epsilon, n, seeds, dev accuracy / macro-F1 / test accuracy
-    mean and std (fractions; std None for one value; test None when no run has it), the
-    median of the runs' median step times, and ``vs_baseline`` (None for the baseline itself
-    or when there is none): paired_seeds, the mean and std of the dev accuracy differences in
-    points, the paired t-test p and ``mcnemar`` {b, c, p}.
+    Returns ``{"groups": [...], "baseline": "none" | None, "collapse_share": 0.9}``,
+    JSON-serialisable and free of NaN. Each group holds method, epsilon, n, seeds, dev accuracy
+    / macro-F1 / test accuracy mean and std (fractions; std None for one value; test None when
+    no run has it), the median of the runs' median step times, ``collapsed_seeds`` (the seeds
+    whose best model predicts one class for >= collapse_share of dev), and ``vs_baseline``
+    (None for the baseline itself or when there is none): paired_seeds, the mean and std of the
+    dev accuracy differences in points, the paired t-test p and ``mcnemar`` {b, c, p}.
     """
     groups = group_runs(runs)
     baseline = groups.get((BASELINE, None))
     return {
         "groups": [_summarize_group(key, members, baseline) for key, members in groups.items()],
         "baseline": BASELINE if baseline else None,
+        "collapse_share": COLLAPSE_SHARE,
     }
 
 
 # ---------------------------------------------------------------------------------------------
 # markdown
-
-
-def _label(method: str, epsilon: float | None) -> str:
-    return method if epsilon is None else f"{method} ε={epsilon:g}"
 
 
 def _percent(mean: float | None, std: float | None) -> str:
@@ -235,7 +176,7 @@ def _row(group: dict[str, Any], baseline_time: float | None, with_test: bool) ->
     test = versus.get("mcnemar") or {}
     bc = "—" if test.get("b") is None else f"{test['b']}/{test['c']}"
     cells = [
-        group["method"],
+        group["method"] + (f" {COLLAPSED}" if group.get("collapsed_seeds") else ""),
         "—" if group["epsilon"] is None else f"{group['epsilon']:g}",
         ", ".join(str(s) for s in group["seeds"]),
         _percent(group["dev_accuracy_mean"], group["dev_accuracy_std"]),
@@ -273,111 +214,30 @@ def markdown_table(summary: dict[str, Any]) -> str:
     columns = [*COLUMNS, *["test acc %"] * with_test, f"step time vs {BASELINE}"]
     lines = [HEADER, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_row(g, base_time, with_test)) + " |" for g in groups]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _collapse_notes(summary)) + "\n"
 
 
-# ---------------------------------------------------------------------------------------------
-# plots
-
-
-def _figure(width: float, height: float, panels: int = 1) -> tuple[Any, list[Any]]:
-    """A matplotlib figure drawn by the Agg canvas, without pyplot's global state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, [figure.add_subplot(1, panels, i + 1) for i in range(panels)]
-
-
-def _save_png(figure: Any, path: str | os.PathLike[str]) -> None:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    write_bytes_atomic(Path(path), buffer.getvalue())
-
-
-def plot_accuracy_vs_epsilon(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """PNG of dev accuracy (%) against epsilon: one line with std error bars per method that
-    takes an epsilon, the baseline as a horizontal line with a shaded ±std band. The x axis is
-    logarithmic when the epsilons are all positive and span more than 10x."""
-    figure, (ax,) = _figure(7, 4.5)
-    groups = summary["groups"]
-    epsilons = [g["epsilon"] for g in groups if g["epsilon"] is not None]
-    for method in dict.fromkeys(g["method"] for g in groups if g["epsilon"] is not None):
-        rows = [g for g in groups if g["method"] == method and g["epsilon"] is not None]
-        ax.errorbar(
-            [g["epsilon"] for g in rows],
-            [100 * g["dev_accuracy_mean"] for g in rows],
-            yerr=[100 * (g["dev_accuracy_std"] or 0.0) for g in rows],
-            marker="o",
-            capsize=3,
-            label=method,
-        )
-    for g in groups:
-        if g["method"] == BASELINE and g["epsilon"] is None:
-            mean, std = 100 * g["dev_accuracy_mean"], 100 * (g["dev_accuracy_std"] or 0.0)
-            ax.axhline(mean, color="black", linestyle="--", label=f"{BASELINE} (± std band)")
-            if std:
-                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
-    if epsilons and min(epsilons) > 0 and max(epsilons) > 10 * min(epsilons):
-        ax.set_xscale("log")
-    ax.set_title("Dev accuracy vs epsilon (mean ± std over seeds)")
-    ax.set_xlabel("epsilon")
-    ax.set_ylabel("dev accuracy (%)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    ax.grid(alpha=0.3)
-    _save_png(figure, path)
-
-
-def _per_epoch(members: list[dict[str, Any]], field: str) -> dict[int, list[float]]:
-    """Values of ``field`` by epoch over the seeds that have a finite one."""
-    values: dict[int, list[float]] = {}
-    for run in members:
-        for row in run.get("epochs") or []:
-            value = row.get(field)
-            if value is not None and math.isfinite(value):
-                values.setdefault(row["epoch"], []).append(value)
-    return dict(sorted(values.items()))
-
-
-def plot_training_curves(runs: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    """PNG with two panels, dev accuracy (%) and train loss per epoch: one line per
-    (method, epsilon), the mean over seeds, with the min–max over seeds shaded."""
-    from matplotlib.ticker import MaxNLocator
-
-    figure, axes = _figure(11, 4.5, panels=2)
-    panels = [("dev_accuracy", 100.0, "dev accuracy (%)"), ("train_loss", 1.0, "train loss")]
-    for (method, epsilon), members in group_runs(runs).items():
-        for ax, (field, scale, _) in zip(axes, panels, strict=True):
-            values = _per_epoch(members, field)
-            if not values:
-                continue
-            epochs = list(values)
-            mean = [scale * statistics.fmean(v) for v in values.values()]
-            (line,) = ax.plot(epochs, mean, marker="o", label=_label(method, epsilon))
-            low = [scale * min(v) for v in values.values()]
-            high = [scale * max(v) for v in values.values()]
-            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.15)
-    for ax, (_, _, name) in zip(axes, panels, strict=True):
-        ax.set_title(f"{name} per epoch (mean, min–max over seeds)")
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-    _save_png(figure, path)
+def _collapse_notes(summary: dict[str, Any]) -> list[str]:
+    """A line under the table per group with collapsed runs (none for a summary without)."""
+    share = summary.get("collapse_share", COLLAPSE_SHARE)
+    notes = [
+        f"{COLLAPSED} {group_label(g['method'], g['epsilon'])}: collapsed on "
+        f"{len(g['collapsed_seeds'])} of {g['n']} seeds "
+        f"({', '.join(str(s) for s in g['collapsed_seeds'])}): the best model predicts one "
+        f"class for >= {100 * share:.0f}% of the dev examples"
+        for g in summary["groups"]
+        if g.get("collapsed_seeds")
+    ]
+    return ["", *notes] if notes else []
 
 
 # ---------------------------------------------------------------------------------------------
 # files
 
 
-def _run_entry(run: dict[str, Any]) -> dict[str, Any]:
+def _run_entry(run: RunResult) -> dict[str, Any]:
     method, epsilon = run_key(run)
-    output = run["config"].get("output")
-    seed = run["config"]["seed"]
+    output, seed = run.config.output, run.config.seed
     default_id = f"{method}{'' if epsilon is None else f'-eps{epsilon:g}'}-seed{seed}"
     return {
         "id": Path(output).name if output else default_id,
@@ -385,15 +245,21 @@ def _run_entry(run: dict[str, Any]) -> dict[str, Any]:
         "epsilon": epsilon,
         "seed": seed,
         "path": output,
+        "dev_majority_share": run.dev_majority_share,
+        "collapsed": run.collapsed,
     }
 
 
-def write_report(runs: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def write_report(
+    runs: Iterable[RunResult | Mapping[str, Any]], out_dir: str | os.PathLike[str]
+) -> dict[str, Any]:
     """Write summary.json, summary.md, accuracy_vs_epsilon.png and training_curves.png into
     ``out_dir``, each atomically, and return the summary as written to summary.json: the
-    output of ``summarize`` plus ``runs``, one {id, method, epsilon, seed, path} per run
-    (id: the run folder's name, from ``config["output"]``)."""
+    output of ``summarize`` plus ``runs``, one {id, method, epsilon, seed, path,
+    dev_majority_share, collapsed} per run (id: the run folder's name, from its config's
+    output)."""
     out = Path(out_dir)
+    runs = [as_result(run) for run in runs]
     summary = {**summarize(runs), "runs": [_run_entry(run) for run in runs]}
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "summary.md", markdown_table(summary))

@@ -284,9 +284,11 @@ def attack_run(
     """
     import json
 
+    from ..experiment.run_folder import RunFolder
+
     folder = Path(run)
     marker = folder / "run.json"
-    if not marker.exists() or not (folder / "results.json").exists():
+    if not marker.exists() or not RunFolder(folder).finished:
         raise UsageError(f"{run}: not a finished advnlp run (run.json and results.json needed)")
     config = json.loads(marker.read_text(encoding="utf-8"))["config"]
     victim = load_victim(folder, max_length=config.get("max_length"), flag="run")

@@ -1,0 +1,116 @@
+"""The Hugging Face Trainer of a run: its arguments, metrics and callbacks, and what its log
+history says per epoch."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .results import Epoch
+from .run_config import RunConfig
+
+
+def build_trainer(
+    config: RunConfig,
+    model: Any,
+    tokenizer: Any,
+    train: Any,
+    dev: Any,
+    checkpoints: Path,
+    progress: bool,
+) -> Any:
+    """An AdversarialTrainer for the run: evaluated and saved every epoch (the best on dev is
+    loaded at the end), seeded, quiet unless ``progress``."""
+    import torch
+    from transformers import DataCollatorWithPadding, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from ..hf import AdversarialTrainer
+    from .callbacks import EpochStepTime, Progress
+
+    steps_per_epoch = math.ceil(len(train) / (config.batch_size * config.gradient_accumulation))
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(64, 2 * config.batch_size),
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        num_train_epochs=config.epochs,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=1,
+        train_sampling_strategy="group_by_length" if config.bucketing else "random",
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.precision == "bf16",
+        fp16=config.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = AdversarialTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=dev,
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=metrics,
+        method=config.method,
+        method_kwargs=config.method_kwargs,
+        callbacks=[EpochStepTime()],
+    )
+    for callback in (PrinterCallback, ProgressCallback):  # they print every log line
+        trainer.remove_callback(callback)
+    if progress:
+        trainer.add_callback(Progress(steps_per_epoch))
+    return trainer
+
+
+def predicted(predictions: Any) -> Any:
+    """Predicted label ids from the Trainer's predictions (logits, or a tuple led by them)."""
+    logits = predictions[0] if isinstance(predictions, tuple) else predictions
+    return logits.argmax(-1)
+
+
+def metrics(prediction: Any) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    labels = predicted(prediction.predictions)
+    return {
+        "accuracy": float(accuracy_score(prediction.label_ids, labels)),
+        "macro_f1": float(f1_score(prediction.label_ids, labels, average="macro")),
+    }
+
+
+def epochs_from_log(log_history: list[dict[str, Any]]) -> list[Epoch]:
+    """Per-epoch train loss (mean of the steps), dev metrics and median step time."""
+    epochs: dict[int, dict[str, Any]] = {}
+    losses: dict[int, list[float]] = {}
+    for entry in log_history:
+        index = max(1, math.ceil(entry.get("epoch", 0) - 1e-9))
+        if "loss" in entry and "eval_loss" not in entry:
+            losses.setdefault(index, []).append(entry["loss"])
+        if "eval_accuracy" in entry:
+            epochs.setdefault(index, {})["dev_accuracy"] = entry["eval_accuracy"]
+            epochs[index]["dev_macro_f1"] = entry["eval_macro_f1"]
+        if "step_time_s" in entry:
+            epochs.setdefault(index, {})["step_time_s"] = entry["step_time_s"]
+    return [
+        Epoch(
+            epoch=index,
+            train_loss=statistics.fmean(losses[index]) if losses.get(index) else None,
+            **epochs[index],
+        )
+        for index in sorted(epochs)
+    ]
