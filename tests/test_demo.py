@@ -28,7 +28,7 @@ def _config(tmp_path, *flags: str, model: str = "e5-small"):
 def test_default_is_the_e5_preset_at_the_source_epsilons(tmp_path):
     config = _config(tmp_path)
     base = config.base
-    assert (base.model, base.layers, base.max_train_examples) == ("e5-small", 2, 1600)
+    assert (base.model, base.layers, base.max_train_examples) == ("e5-small", 2, 800)
     assert (base.epochs, base.max_length, base.lr, base.batch_size) == (2, 48, 5e-4, 32)
     assert config.methods == ["none", "fgm", "gp"]
     assert config.epsilons == [0.5, 1.0]
@@ -65,13 +65,13 @@ def test_scratch_tiny_keeps_its_own_preset_and_flags_override_a_preset(tmp_path)
 
 def test_another_pretrained_model_keeps_all_its_layers_and_its_default_lr(tmp_path):
     base = _config(tmp_path, model="minilm").base
-    assert (base.layers, base.lr, base.max_train_examples) == (None, None, 1600)
+    assert (base.layers, base.lr, base.max_train_examples) == (None, None, 800)
 
 
 def test_cut_line_says_what_was_kept(tmp_path):
     line = demo.cut_line(_config(tmp_path), reviews=16_363)
     assert line.startswith(
-        "demo: e5-small, 2 of 12 layers, 1,600 of 16,363 training reviews (1,000 dev), "
+        "demo: e5-small, 2 of 12 layers, 800 of 16,363 training reviews (1,000 dev), "
         "2 epochs, max length 48, lr 0.0005; methods none,fgm,gp, epsilon 0.5,1, seeds 0,1,2"
     ), line
     line = demo.cut_line(_config(tmp_path, model="scratch-tiny"), reviews=16_363)
