@@ -13,5 +13,11 @@ work=${1:-/tmp/relative_epsilon}
 here=experiments/relative_epsilon
 nice -n 10 advnlp demo --model scratch-tiny --methods none,fgm --epsilon 0.3,0.6 \
   --epsilon-unit relative --output "$work/scratch-tiny-relative"
-mkdir -p "$here/scratch-tiny-relative"
-cp "$work/scratch-tiny-relative"/{summary.json,summary.md,compare.json} "$here/scratch-tiny-relative/"
+# The same relative epsilons on the demo's e5-small (FGM only: its none runs are the demo's,
+# advnlp-demo/runs/none-seed*, same seeds, data and model; paired by seed in README.md)
+nice -n 10 advnlp demo --methods fgm --epsilon 0.3,0.6 --epsilon-unit relative \
+  --output "$work/e5-small-relative"
+for name in scratch-tiny-relative e5-small-relative; do
+  mkdir -p "$here/$name"
+  cp "$work/$name"/{summary.json,summary.md,compare.json} "$here/$name/"
+done
