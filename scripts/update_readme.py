@@ -31,10 +31,14 @@ def setting_line(settings: dict) -> str:
     shared = settings["shared"]
     examples = shared["max_train_examples"]
     seeds = ", ".join(str(s) for s in settings["seeds"])
+    model = f"`{shared['model']}`"
+    if shared.get("layers") is not None:
+        model += f" (first {shared['layers']} layers)"
+    lr = "" if shared.get("lr") is None else f", lr {shared['lr']:g}"
     return (
-        f"`{shared['model']}`, {'all' if examples is None else f'{examples:,}'} training "
+        f"{model}, {'all' if examples is None else f'{examples:,}'} training "
         f"examples, {shared['epochs']} epochs, batch {shared['batch_size']}, max length "
-        f"{shared['max_length']}, {shared['precision']}, seeds {seeds}; dev accuracy in % "
+        f"{shared['max_length']}{lr}, {shared['precision']}, seeds {seeds}; dev accuracy in % "
         "(mean ± sample std over seeds), Δ in points against the same seeds' "
         f"`{BASELINE}` runs, McNemar's b/c on the pooled dev predictions "
         f"(b: `{BASELINE}` right, method wrong)."

@@ -34,6 +34,8 @@ def test_demo_with_small_settings(tmp_path, capsys):
         "demo",
         "--output",
         str(out),
+        "--model",
+        "scratch-tiny",  # tests/test_demo.py runs the default e5-small end to end
         "--train-examples",
         "96",
         "--epochs",
