@@ -157,14 +157,19 @@ def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None
     )
 
 
-def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = True) -> dict:
+def compare(
+    config: CompareConfig, *, overwrite: bool = False, progress: bool = True, attack: Any = None
+) -> dict:
     """Run (or finish) the sweep and write the report; returns the summary.
 
     Flags, the folder and the data are checked before anything is written. Rank 0 then holds
     the folder's lock throughout: a second ``compare`` on the same folder stops with a
-    UsageError instead of writing beside this one.
+    UsageError instead of writing beside this one. ``attack`` (an
+    ``advnlp.robustness.compare.AttackSweep``) attacks every finished run's best model.
     """
     config.validate()
+    if attack is not None:
+        attack.check(config.base)
     out = Path(config.base.output)
     processes = process_state()
     main = processes.is_main_process
@@ -185,7 +190,7 @@ def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = 
         processes.wait_for_everyone()
         if prepared is not None and not main:  # the tokenizer rank 0 made (and trained)
             prepared.tokenizer = make_tokenizer(config.base, prepared, out / "tokenizer")
-        return _run_all(config, plan, prepared, processes, progress)
+        return _run_all(config, plan, prepared, processes, progress, attack)
 
 
 def _run_all(
@@ -194,6 +199,7 @@ def _run_all(
     prepared: Prepared | None,
     processes: Any,
     progress: bool,
+    attack: Any = None,
 ) -> dict:
     """Train the runs that are not finished (resuming interrupted ones), then the report."""
     from tqdm.auto import tqdm
@@ -208,13 +214,15 @@ def _run_all(
         bar.set_postfix_str(folder.name)
         if (folder / "results.json").exists():  # finished: read, never trained again
             results.append(json.loads((folder / "results.json").read_text(encoding="utf-8")))
-            continue
-        assert prepared is not None, "compare() loads the data when a run is not finished"
-        resume = (folder / "run.json").exists()
-        results.append(run(run_config, resume=resume, prepared=prepared, progress=False))
-        if main:
-            bar.write(_one_line(results[-1]))
-    summary = write_report(results, Path(config.base.output)) if main else {}
+        else:
+            assert prepared is not None, "compare() loads the data when a run is not finished"
+            resume = (folder / "run.json").exists()
+            results.append(run(run_config, resume=resume, prepared=prepared, progress=False))
+            if main:
+                bar.write(_one_line(results[-1]))
+        if attack is not None and main:  # skipped when the run's attack/ has the results
+            bar.write(attack.run(folder))
+    summary = write_report(results, Path(config.base.output), attack) if main else {}
     processes.wait_for_everyone()
     return summary
 
