@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UsageError
 from ..registry import method_names
 from . import common
 
@@ -67,24 +68,27 @@ def add_attack_flags(p: argparse.ArgumentParser) -> None:
         help="a seeded sample of N, the same for every run (default: the whole dev set)",
     )
     group.add_argument(
-        "--attack-budget", default="0.1", metavar="B[,B2]", help="as attack's --budget"
+        "--attack-budget", metavar="B[,B2]", help="as attack's --budget (default: 0.1)"
     )
     group.add_argument(
-        "--attack-radius", default="0.05,0.1,0.2", metavar="R[,R2]", help="as attack's --radius"
+        "--attack-radius", metavar="R[,R2]", help="as attack's --radius (default: 0.05,0.1,0.2)"
     )
 
 
 def attack_from(args: argparse.Namespace):
     """The AttackSweep of the --attack flags, or None without --attack."""
     if args.attack is None:
+        for flag in ("attack_examples", "attack_budget", "attack_radius"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"{common.flag(flag)}: only with --attack NAME[,NAME]")
         return None
     from ..robustness.compare import AttackSweep
 
     return AttackSweep(
         attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
         examples=args.attack_examples,
-        budgets=common.number_list(args.attack_budget, "--attack-budget"),
-        radii=common.number_list(args.attack_radius, "--attack-radius"),
+        budgets=common.number_list(args.attack_budget or "0.1", "--attack-budget"),
+        radii=common.number_list(args.attack_radius or "0.05,0.1,0.2", "--attack-radius"),
     )
 
 
