@@ -240,3 +240,33 @@ def test_an_attack_flag_mistake_exits_2_with_one_line_and_writes_nothing(
     out = tmp_path / "out"
     fails_in_one_line(compare_args(demo_data, out, *extra), capsys, *needles)
     assert not out.exists(), "nothing may be written before the flags are checked"
+
+
+def test_readme_attack_table_and_findings_come_from_the_numbers(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "update_readme.py"
+    spec = importlib.util.spec_from_file_location("update_readme", path)
+    update_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update_readme)
+    gold = ["pos", "neg", "pos", "neg"]
+    right = {("none", 0): [1, 1, 0, 0], ("fgm", 0): [1, 1, 1, 0]}
+    right |= {("none", 1): [1, 0, 0, 0], ("fgm", 1): [1, 0, 0, 0]}
+    runs = []
+    for (method, seed), vector in right.items():
+        folder = tmp_path / f"{method}-{seed}"
+        _write_attack(folder, gold, vector)
+        kwargs = {"epsilon": 0.5} if method == "fgm" else {}
+        config = {"method": method, "method_kwargs": kwargs, "seed": seed, "output": str(folder)}
+        runs.append({"config": config, "dev": {"accuracy": 0.9}})
+    summary = {"robustness": AttackSweep(["homophone"], examples=4).summarize(runs)}
+    table = update_readme.attack_table(summary)
+    # fgm: 3/4 and 1/4, none: 2/4 and 1/4; differences 25 and 0 points (t = 1, one degree of
+    # freedom: p = 1/2); b = 0, c = 1 (exact p = 1)
+    assert "| homophone, budget 0.1 | none | — | 75.00 ± 0.00 | 37.50 ± 17.68 |" in table
+    assert "| fgm | 0.5 | 75.00 ± 0.00 | 50.00 ± 35.36 | 33.33 ± 47.14 |" in table
+    assert "| +12.50 ± 17.68 | 0.500 | 0/1, 1.000 |" in table
+    findings = update_readme.attack_findings(summary)
+    assert "significantly (Δ > 0 and McNemar p < 0.05) for: no method and attack." in findings
+    assert "did not help (Δ ≤ 0, or McNemar p ≥ 0.05) for: fgm ε=0.5 under homophone, " in findings
+    assert "(+12.50 points, McNemar p 1.000)" in findings
