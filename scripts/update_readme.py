@@ -72,10 +72,13 @@ def attack_setting_line(settings: dict, summary: dict) -> str:
     """One sentence with the settings of a ``compare --attack`` run and what it measures."""
     robustness = summary["robustness"]
     n = sorted({g["n_examples"] for r in robustness["results"] for g in r["groups"]})
+    dev = settings["shared"]["max_dev_examples"]
     return (
-        f"{setting_line(settings).split('; dev accuracy')[0]}; every run's best model attacked "
-        f"on the same {', '.join(str(x) for x in n)} dev examples. Accuracy under attack: share "
-        "of those examples the model still gets right after the attack (mean ± sample std over "
+        f"{setting_line(settings).split('; dev accuracy')[0]}; dev set: "
+        f"{'all of it' if dev is None else f'a fixed sample of {dev:,}'}; every run's best model "
+        f"attacked on the same {', '.join(str(x) for x in n)} dev examples. Accuracy under "
+        "attack: share of those examples the model still gets right after the attack (mean ± "
+        "sample std over "
         "seeds; clean: before it); success: attacks that changed a right prediction / right "
         f"predictions; Δ: points against the same seeds' `{BASELINE}` runs, with the paired "
         f"t-test over seeds and McNemar's b/c on the pooled examples (b: `{BASELINE}` right "
