@@ -322,7 +322,9 @@ def markdown_section(robustness: dict[str, Any]) -> str:
                 ]
             )
     n = sorted({g["n_examples"] for r in robustness["results"] for g in r["groups"]})
-    examples = ", ".join(str(x) for x in n) or "no"
+    if not rows:
+        return f"{HEADER}\n\nNo run has saved attack results.\n"
+    examples = ", ".join(str(x) for x in n)
     return f"{HEADER} {examples} dev examples per run.\n\n{markdown(COLUMNS, rows)}\n"
 
 
