@@ -116,11 +116,11 @@ def attack_table(summary: dict) -> str:
 
 
 def attack_findings(summary: dict) -> str:
-    """What the numbers say, from the numbers: where a method raised accuracy under attack
-    significantly (Δ > 0 and McNemar p < 0.05), and where it did not."""
+    """What the numbers say, from the numbers: where a method changed accuracy under attack
+    significantly (McNemar p < 0.05) up or down, where not, and its clean accuracy beside."""
     from advnlp.robustness.compare import result_label
 
-    helped, not_helped = [], []
+    found: dict[str, list[str]] = {"raised": [], "lowered": [], "same": []}
     for result in summary["robustness"]["results"]:
         for group in result["groups"]:
             versus = group["vs_baseline"]
@@ -128,19 +128,32 @@ def attack_findings(summary: dict) -> str:
                 continue
             delta = versus["accuracy_under_attack_diff_points_mean"]
             p = versus["mcnemar"]["p"]
-            name = group["method"] + (
-                "" if group["epsilon"] is None else f" ε={group['epsilon']:g}"
-            )
-            text = f"{name} under {result_label(result)} ({delta:+.2f} points, McNemar p {_p(p)})"
+            text = f"{_name(group)} under {result_label(result)} ({delta:+.2f} points, p {_p(p)})"
             significant = p is not None and p < 0.05
-            (helped if delta > 0 and significant else not_helped).append(text)
-    lines = [
-        "Adversarial training raised accuracy under attack significantly (Δ > 0 and McNemar "
-        f"p < 0.05) for: {'; '.join(helped) if helped else 'no method and attack'}.",
-        "It did not help (Δ ≤ 0, or McNemar p ≥ 0.05) for: "
-        f"{'; '.join(not_helped) if not_helped else 'no method and attack'}.",
+            found["same" if not significant else "raised" if delta > 0 else "lowered"].append(text)
+    clean = [
+        f"{_name(g)} {_delta(g['vs_baseline'])} points (McNemar p "
+        f"{_p((g['vs_baseline'].get('mcnemar') or {}).get('p'))})"
+        for g in summary["groups"]
+        if g["vs_baseline"]
     ]
-    return "\n\n".join(lines)
+
+    def listed(texts: list[str]) -> str:
+        return "; ".join(texts) if texts else "none"
+
+    return "\n\n".join(
+        [
+            "Adversarial training raised accuracy under attack significantly against "
+            f"`{BASELINE}` (McNemar p < 0.05) for: {listed(found['raised'])}.",
+            f"It lowered it significantly for: {listed(found['lowered'])}.",
+            f"No significant difference (it did not help) for: {listed(found['same'])}.",
+            f"Clean dev accuracy against `{BASELINE}` on the same seeds: {listed(clean)}.",
+        ]
+    )
+
+
+def _name(group: dict) -> str:
+    return group["method"] + ("" if group["epsilon"] is None else f" ε={group['epsilon']:g}")
 
 
 def _attack_delta(versus: dict | None) -> str:

@@ -266,7 +266,21 @@ def test_readme_attack_table_and_findings_come_from_the_numbers(tmp_path):
     assert "| homophone, budget 0.1 | none | — | 75.00 ± 0.00 | 37.50 ± 17.68 |" in table
     assert "| fgm | 0.5 | 75.00 ± 0.00 | 50.00 ± 35.36 | 33.33 ± 47.14 |" in table
     assert "| +12.50 ± 17.68 | 0.500 | 0/1, 1.000 |" in table
+    summary["groups"] = [
+        {"method": "none", "epsilon": None, "vs_baseline": None},
+        {
+            "method": "fgm",
+            "epsilon": 0.5,
+            "vs_baseline": {
+                "dev_accuracy_diff_points_mean": -1.25,
+                "dev_accuracy_diff_points_std": 0.5,
+                "mcnemar": {"b": 9, "c": 1, "p": 0.0216},
+            },
+        },
+    ]
     findings = update_readme.attack_findings(summary)
-    assert "significantly (Δ > 0 and McNemar p < 0.05) for: no method and attack." in findings
-    assert "did not help (Δ ≤ 0, or McNemar p ≥ 0.05) for: fgm ε=0.5 under homophone, " in findings
-    assert "(+12.50 points, McNemar p 1.000)" in findings
+    assert "significantly against `none` (McNemar p < 0.05) for: none." in findings
+    assert "It lowered it significantly for: none." in findings
+    did_not_help = "(it did not help) for: fgm ε=0.5 under homophone, budget 0.1 (+12.50 points"
+    assert did_not_help + ", p 1.000)." in findings
+    assert "on the same seeds: fgm ε=0.5 -1.25 ± 0.50 points (McNemar p 0.022)." in findings
