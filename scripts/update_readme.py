@@ -128,7 +128,10 @@ def attack_findings(summary: dict) -> str:
                 continue
             delta = versus["accuracy_under_attack_diff_points_mean"]
             p = versus["mcnemar"]["p"]
-            text = f"{_name(group)} under {result_label(result)} ({delta:+.2f} points, p {_p(p)})"
+            text = (
+                f"{_name(group)} under {result_label(result)} ({delta:+.2f} points, McNemar p "
+                f"{_p(p)}, paired t p {_p(versus['paired_t_p'])})"
+            )
             significant = p is not None and p < 0.05
             found["same" if not significant else "raised" if delta > 0 else "lowered"].append(text)
     clean = [
@@ -148,6 +151,8 @@ def attack_findings(summary: dict) -> str:
             f"It lowered it significantly for: {listed(found['lowered'])}.",
             f"No significant difference (it did not help) for: {listed(found['same'])}.",
             f"Clean dev accuracy against `{BASELINE}` on the same seeds: {listed(clean)}.",
+            "McNemar's test pools the examples of all seeds and so ignores the spread between "
+            "seeds; the paired t-test over seeds is the stricter of the two.",
         ]
     )
 
@@ -178,8 +183,8 @@ def section(folder: str) -> str:
     summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     settings = json.loads((path / "compare.json").read_text(encoding="utf-8"))
     if summary.get("robustness"):  # compare --attack: the attack table, with its command
-        command = (path / "run.sh").read_text(encoding="utf-8")
-        command = command[command.index("advnlp compare") :].split("\ncp ")[0]
+        script = (path / "run.sh").read_text(encoding="utf-8")  # between `set` and the copy
+        command = script.split("set -euo pipefail\n", 1)[1].split("\ncp ")[0]
         return (
             f"{stamp}{attack_setting_line(settings, summary)}\n\n{attack_table(summary)}\n\n"
             f"{attack_findings(summary)}\n\nCommand (`{folder}/run.sh`, from the repository "
