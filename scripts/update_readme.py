@@ -23,7 +23,11 @@ sys.path.insert(0, str(ROOT / "src"))  # this checkout's advnlp, installed or no
 from advnlp.experiment.report import BASELINE, _delta, _p, _percent  # noqa: E402
 
 # section name in the README -> folder of the experiment it shows
-SECTIONS = {"demo": "experiments/demo"}
+SECTIONS = {
+    "demo": "experiments/demo",
+    "robustness_demo": "experiments/robustness_demo",
+    "robustness_tnews": "experiments/robustness_tnews",
+}
 
 
 def setting_line(settings: dict) -> str:
@@ -68,6 +72,107 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def attack_setting_line(settings: dict, summary: dict) -> str:
+    """One sentence with the settings of a ``compare --attack`` run and what it measures."""
+    robustness = summary["robustness"]
+    n = sorted({g["n_examples"] for r in robustness["results"] for g in r["groups"]})
+    dev = settings["shared"]["max_dev_examples"]
+    return (
+        f"{setting_line(settings).split('; dev accuracy')[0]}; dev set: "
+        f"{'all of it' if dev is None else f'a fixed sample of {dev:,}'}; every run's best model "
+        f"attacked on the same {', '.join(str(x) for x in n)} dev examples. Accuracy under "
+        "attack: share of those examples the model still gets right after the attack (mean ± "
+        "sample std over "
+        "seeds; clean: before it); success: attacks that changed a right prediction / right "
+        f"predictions; Δ: points against the same seeds' `{BASELINE}` runs, with the paired "
+        f"t-test over seeds and McNemar's b/c on the pooled examples (b: `{BASELINE}` right "
+        "under attack, method wrong)."
+    )
+
+
+def attack_table(summary: dict) -> str:
+    """Accuracy under attack per attack setting and group, with the paired tests."""
+    from advnlp.robustness.compare import result_label
+
+    lines = [
+        "| attack | method | ε | clean % | under attack % | success % | "
+        f"Δ vs {BASELINE} (points) | paired t p | McNemar b/c, p |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in summary["robustness"]["results"]:
+        for group in result["groups"]:
+            versus = group["vs_baseline"] or {}
+            test = versus.get("mcnemar") or {}
+            mcnemar = "—" if test.get("b") is None else f"{test['b']}/{test['c']}, {_p(test['p'])}"
+            cells = [
+                result_label(result),
+                group["method"],
+                "—" if group["epsilon"] is None else f"{group['epsilon']:g}",
+                _percent(group["clean_accuracy_mean"], group["clean_accuracy_std"]),
+                _percent(group["accuracy_under_attack_mean"], group["accuracy_under_attack_std"]),
+                _percent(group["success_rate_mean"], group["success_rate_std"]),
+                _attack_delta(group["vs_baseline"]),
+                _p(versus.get("paired_t_p")),
+                mcnemar,
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def attack_findings(summary: dict) -> str:
+    """What the numbers say, from the numbers: where a method changed accuracy under attack
+    significantly (McNemar p < 0.05) up or down, where not, and its clean accuracy beside."""
+    from advnlp.robustness.compare import result_label
+
+    found: dict[str, list[str]] = {"raised": [], "lowered": [], "same": []}
+    for result in summary["robustness"]["results"]:
+        for group in result["groups"]:
+            versus = group["vs_baseline"]
+            if versus is None or versus["accuracy_under_attack_diff_points_mean"] is None:
+                continue
+            delta = versus["accuracy_under_attack_diff_points_mean"]
+            p = versus["mcnemar"]["p"]
+            text = (
+                f"{_name(group)} under {result_label(result)} ({delta:+.2f} points, McNemar p "
+                f"{_p(p)}, paired t p {_p(versus['paired_t_p'])})"
+            )
+            significant = p is not None and p < 0.05
+            found["same" if not significant else "raised" if delta > 0 else "lowered"].append(text)
+    clean = [
+        f"{_name(g)} {_delta(g['vs_baseline'])} points (McNemar p "
+        f"{_p((g['vs_baseline'].get('mcnemar') or {}).get('p'))})"
+        for g in summary["groups"]
+        if g["vs_baseline"]
+    ]
+
+    def listed(texts: list[str]) -> str:
+        return "; ".join(texts) if texts else "none"
+
+    return "\n\n".join(
+        [
+            "Adversarial training raised accuracy under attack significantly against "
+            f"`{BASELINE}` (McNemar p < 0.05) for: {listed(found['raised'])}.",
+            f"It lowered it significantly for: {listed(found['lowered'])}.",
+            f"No significant difference (it did not help) for: {listed(found['same'])}.",
+            f"Clean dev accuracy against `{BASELINE}` on the same seeds: {listed(clean)}.",
+            "McNemar's test pools the examples of all seeds and so ignores the spread between "
+            "seeds; the paired t-test over seeds is the stricter of the two.",
+        ]
+    )
+
+
+def _name(group: dict) -> str:
+    return group["method"] + ("" if group["epsilon"] is None else f" ε={group['epsilon']:g}")
+
+
+def _attack_delta(versus: dict | None) -> str:
+    if versus is None or versus["accuracy_under_attack_diff_points_mean"] is None:
+        return "—"
+    std = versus["accuracy_under_attack_diff_points_std"]
+    mean = f"{round(versus['accuracy_under_attack_diff_points_mean'], 2) + 0.0:+.2f}"
+    return mean + " ± " + ("—" if std is None else f"{std:.2f}")
+
+
 def section(folder: str) -> str:
     """The generated text of one section, from ``folder``'s summary.json and compare.json (a
     note saying how to make them while they are not committed yet)."""
@@ -81,6 +186,14 @@ def section(folder: str) -> str:
         )
     summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     settings = json.loads((path / "compare.json").read_text(encoding="utf-8"))
+    if summary.get("robustness"):  # compare --attack: the attack table, with its command
+        script = (path / "run.sh").read_text(encoding="utf-8")  # between `set` and the copy
+        command = script.split("set -euo pipefail\n", 1)[1].split("\ncp ")[0]
+        return (
+            f"{stamp}{attack_setting_line(settings, summary)}\n\n{attack_table(summary)}\n\n"
+            f"{attack_findings(summary)}\n\nCommand (`{folder}/run.sh`, from the repository "
+            f"root):\n\n```bash\n{command.strip()}\n```\n"
+        )
     return f"{stamp}{setting_line(settings)}\n\n{table(summary)}\n"
 
 

@@ -216,3 +216,36 @@ def test_readme_robustness_example_runs(files, tmp_path, monkeypatch):
     exec(code, namespace)
     assert [r.attack for r in namespace["report"].results] == ["homophone"]
     assert namespace["report"].results[0].metrics.n == 12
+
+
+@pytest.mark.parametrize("name", ["e5-small", "multilingual-e5-small", "minilm"])
+def test_a_pretrained_encoder_name_is_refused_it_has_no_classifier_head(
+    files, tmp_path, capsys, name
+):
+    out = tmp_path / "out"
+    fails_in_one_line(
+        attack_args(files, out, model=name),
+        capsys,
+        f"--model {name}: a pretrained encoder without a classifier head, nothing to attack",
+        f"advnlp train --model {name}",
+    )
+    assert not out.exists()
+
+
+def test_a_saved_encoder_without_a_head_is_refused(files, tmp_path, capsys):
+    from transformers import BertModel
+
+    from .test_robustness import tiny_classifier, tokenizer_for
+
+    tokenizer = tokenizer_for(examples(16, 0))
+    encoder = tiny_classifier(tokenizer).bert  # the same encoder, no classification head
+    assert isinstance(encoder, BertModel)
+    encoder.save_pretrained(tmp_path / "encoder")
+    tokenizer.save_pretrained(tmp_path / "encoder")
+    out = tmp_path / "out"
+    fails_in_one_line(
+        attack_args(files, out, model=tmp_path / "encoder"),
+        capsys,
+        "a BertModel without a classifier head, nothing to attack",
+    )
+    assert not out.exists()

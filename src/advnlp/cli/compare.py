@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UsageError
 from ..registry import method_names
 from . import common
 
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     common.add_data_and_model_flags(p)
     add_sweep_flags(p)
+    add_attack_flags(p)
     p.add_argument("--output", required=True, metavar="DIR")
     p.add_argument(
         "--overwrite",
@@ -51,6 +53,45 @@ def add_sweep_flags(
     common.add_hyperparameter_flags(p)
 
 
+def add_attack_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("robustness (advnlp attack on every run's best model)")
+    group.add_argument(
+        "--attack",
+        metavar="NAME[,NAME]",
+        help="attack every run's best model on the dev set, from homophone, variant, typo, "
+        "neighbour, embedding; saved in the run's attack/ (reused on a rerun)",
+    )
+    group.add_argument(
+        "--attack-examples",
+        type=common.integer,
+        metavar="N",
+        help="a seeded sample of N, the same for every run (default: the whole dev set)",
+    )
+    group.add_argument(
+        "--attack-budget", metavar="B[,B2]", help="as attack's --budget (default: 0.1)"
+    )
+    group.add_argument(
+        "--attack-radius", metavar="R[,R2]", help="as attack's --radius (default: 0.05,0.1,0.2)"
+    )
+
+
+def attack_from(args: argparse.Namespace):
+    """The AttackSweep of the --attack flags, or None without --attack."""
+    if args.attack is None:
+        for flag in ("attack_examples", "attack_budget", "attack_radius"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"{common.flag(flag)}: only with --attack NAME[,NAME]")
+        return None
+    from ..robustness.compare import AttackSweep
+
+    return AttackSweep(
+        attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
+        examples=args.attack_examples,
+        budgets=common.number_list(args.attack_budget or "0.1", "--attack-budget"),
+        radii=common.number_list(args.attack_radius or "0.05,0.1,0.2", "--attack-radius"),
+    )
+
+
 def config_from(args: argparse.Namespace, **overrides):
     from ..experiment.compare import CompareConfig
     from ..experiment.run_config import RunConfig
@@ -70,13 +111,15 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     config.validate()
+    attack = attack_from(args)
     common.quiet_libraries()
-    compare(config, overwrite=args.overwrite)
+    compare(config, overwrite=args.overwrite, attack=attack)
     common.say(report_text(Path(args.output)))
     return 0
 
 
 def report_text(output: Path) -> str:
     table = (output / "summary.md").read_text(encoding="utf-8")
-    plots = ", ".join(str(output / f) for f in ("accuracy_vs_epsilon.png", "training_curves.png"))
+    names = ("accuracy_vs_epsilon.png", "training_curves.png", "attack_vs_epsilon.png")
+    plots = ", ".join(str(output / f) for f in names if (output / f).exists())
     return f"{table.rstrip()}\n\nsummary: {output / 'summary.json'}\nplots: {plots}"

@@ -155,14 +155,19 @@ def prepare_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> None
     )
 
 
-def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = True) -> dict:
+def compare(
+    config: CompareConfig, *, overwrite: bool = False, progress: bool = True, attack: Any = None
+) -> dict:
     """Run (or finish) the sweep and write the report; returns the summary.
 
     Flags, the folder and the data are checked before anything is written. Rank 0 then holds
     the folder's lock throughout: a second ``compare`` on the same folder stops with a
-    UsageError instead of writing beside this one.
+    UsageError instead of writing beside this one. ``attack`` (an
+    ``advnlp.robustness.compare.AttackSweep``) attacks every finished run's best model.
     """
     config.validate()
+    if attack is not None:
+        attack.check(config.base)
     out = OutputFolder(config.base.output)
     processes = process_state()
     main = processes.is_main_process
@@ -183,7 +188,7 @@ def compare(config: CompareConfig, *, overwrite: bool = False, progress: bool = 
         if prepared is not None:  # every run uses the tokenizer rank 0 made (and trained)
             prepared.tokenizer = out.share_tokenizer(prepared.tokenizer, processes)
         processes.wait_for_everyone()
-        return _run_all(config, plan, done, prepared, processes, progress)
+        return _run_all(config, plan, done, prepared, processes, progress, attack)
 
 
 def _run_all(
@@ -193,6 +198,7 @@ def _run_all(
     prepared: Prepared | None,
     processes: Any,
     progress: bool,
+    attack: Any = None,
 ) -> dict:
     """Train the runs that are not finished (resuming interrupted ones), then the report."""
     from tqdm.auto import tqdm
@@ -207,12 +213,15 @@ def _run_all(
         bar.set_postfix_str(folder.path.name)
         if folder.path in done:  # finished: never trained again
             results.append(done[folder.path])
-            continue
-        assert prepared is not None, "compare() loads the data when a run is not finished"
-        results.append(run(run_config, resume=folder.started, prepared=prepared, progress=False))
-        if main:
-            bar.write(_one_line(results[-1]))
-    summary = write_report(results, Path(config.base.output)) if main else {}
+        else:
+            assert prepared is not None, "compare() loads the data when a run is not finished"
+            resumed = folder.started
+            results.append(run(run_config, resume=resumed, prepared=prepared, progress=False))
+            if main:
+                bar.write(_one_line(results[-1]))
+        if attack is not None and main:  # skipped when the run's attack/ has the results
+            bar.write(attack.run(folder.path))
+    summary = write_report(results, Path(config.base.output), attack) if main else {}
     processes.wait_for_everyone()
     return summary
 

@@ -214,7 +214,12 @@ def markdown_table(summary: dict[str, Any]) -> str:
     columns = [*COLUMNS, *["test acc %"] * with_test, f"step time vs {BASELINE}"]
     lines = [HEADER, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_row(g, base_time, with_test)) + " |" for g in groups]
-    return "\n".join(lines + _collapse_notes(summary)) + "\n"
+    lines += _collapse_notes(summary)
+    if summary.get("robustness"):  # compare --attack
+        from ..robustness.compare import markdown_section
+
+        lines += ["", markdown_section(summary["robustness"]).rstrip("\n")]
+    return "\n".join(lines) + "\n"
 
 
 def _collapse_notes(summary: dict[str, Any]) -> list[str]:
@@ -251,18 +256,27 @@ def _run_entry(run: RunResult) -> dict[str, Any]:
 
 
 def write_report(
-    runs: Iterable[RunResult | Mapping[str, Any]], out_dir: str | os.PathLike[str]
+    runs: Iterable[RunResult | Mapping[str, Any]],
+    out_dir: str | os.PathLike[str],
+    attack: Any = None,
 ) -> dict[str, Any]:
     """Write summary.json, summary.md, accuracy_vs_epsilon.png and training_curves.png into
     ``out_dir``, each atomically, and return the summary as written to summary.json: the
     output of ``summarize`` plus ``runs``, one {id, method, epsilon, seed, path,
     dev_majority_share, collapsed} per run (id: the run folder's name, from its config's
-    output)."""
+    output). With ``attack`` (an ``advnlp.robustness.compare.AttackSweep``), also
+    ``robustness`` and its two plots."""
     out = Path(out_dir)
     runs = [as_result(run) for run in runs]
     summary = {**summarize(runs), "runs": [_run_entry(run) for run in runs]}
+    if attack is not None:
+        summary["robustness"] = attack.summarize(runs)
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "summary.md", markdown_table(summary))
     plot_accuracy_vs_epsilon(summary, out / "accuracy_vs_epsilon.png")
     plot_training_curves(runs, out / "training_curves.png")
+    if attack is not None:
+        from ..robustness.compare import write_plots
+
+        write_plots(summary["robustness"], out)
     return summary

@@ -78,8 +78,11 @@ def check_settings(
     max_queries: int = 1000,
     max_candidates: int = 20,
     steps: int = 10,
+    *,
+    prefix: str = "--",
 ) -> None:
-    """Raise UsageError naming the flag of the first unusable setting."""
+    """Raise UsageError naming the flag of the first unusable setting (``prefix`` + its name:
+    ``advnlp compare`` calls them ``--attack-budget``, ...)."""
     if not attacks:
         raise UsageError("--attack: name at least one attack")
     for name in attacks:
@@ -87,26 +90,33 @@ def check_settings(
             raise UsageError(f"--attack {name!r}: unknown attack; known: {', '.join(ATTACKS)}")
     for budget in budgets:
         if not 0 < budget <= 1:
-            raise UsageError(f"--budget {budget:g}: must be in (0, 1] (a fraction of the units)")
+            raise UsageError(
+                f"{prefix}budget {budget:g}: must be in (0, 1] (a fraction of the units)"
+            )
     for radius in radii:
         if not radius >= 0 or math.isinf(radius):
-            raise UsageError(f"--radius {radius:g}: must be a finite number >= 0")
+            raise UsageError(f"{prefix}radius {radius:g}: must be a finite number >= 0")
     for flag, value in (
-        ("--max-queries", max_queries),
-        ("--max-candidates", max_candidates),
-        ("--steps", steps),
+        (f"{prefix}max-queries", max_queries),
+        (f"{prefix}max-candidates", max_candidates),
+        (f"{prefix}steps", steps),
     ):
         if value < 1:
             raise UsageError(f"{flag} {value}: must be >= 1")
 
 
-def check_language(transformation: Transformation, victim: Victim, examples: list[Example]):
+def check_language(
+    transformation: Transformation, victim: Victim | None, examples: list[Example]
+) -> None:
     """Refuse an attack that cannot edit most of the data (e.g. ``homophone`` on English),
-    instead of reporting 0% success."""
+    instead of reporting 0% success. Without a victim (before training), special tokens are
+    not known and not protected: the check is about the script of the text."""
     if not examples:
         return
     fit = sum(
-        1 for e in examples if transformation.units(e.text, victim.special_spans(e.text)).editable
+        1
+        for e in examples
+        if transformation.units(e.text, victim.special_spans(e.text) if victim else ()).editable
     )
     if fit < len(examples) / 2:
         raise UsageError(
@@ -234,14 +244,18 @@ def load_examples(
     max_examples: int | None = None,
     seed: int = 0,
     flag: str = "--data",
+    limit: int | None = None,
 ) -> list[Example]:
     """Read labelled data (every format ``advnlp train`` reads) into the victim's label ids.
 
-    With ``max_examples``, a sample drawn with ``seed`` (kept in file order).
+    ``limit`` first keeps the subset ``advnlp train --max-dev-examples`` evaluates on; then,
+    with ``max_examples``, a sample drawn with ``seed`` (kept in the subset's order).
     """
     from ..data import load_split
 
-    split = load_split(spec, flag=flag, text_columns=text_columns, label_column=label_column)
+    split = load_split(
+        spec, flag=flag, text_columns=text_columns, label_column=label_column, limit=limit
+    )
     ids = label_ids(victim.labels)
     dataset = split.dataset
     labels = dataset["label"]
@@ -277,7 +291,8 @@ def attack_run(
     progress: bool = False,
     **options: Any,
 ) -> Report:
-    """Attack a finished ``advnlp train`` run: its best model (``model/``) on its dev data.
+    """Attack a finished ``advnlp train`` run: its best model (``model/``) on its dev data
+    (the subset it was evaluated on, when it was trained with ``--max-dev-examples``).
 
     ``data`` replaces the dev file the run was trained with (a relative path in ``run.json``
     is read from the current folder); ``options`` go to :func:`attack_all`.
@@ -300,6 +315,7 @@ def attack_run(
         max_examples=max_examples,
         seed=options.get("seed", 0),
         flag="--data" if data else "--dev",
+        limit=None if data else config.get("max_dev_examples"),
     )
     report = attack_all(victim, examples, attacks, progress=progress, **options)
     report.settings.update({"model": str(folder / "model"), "data": data or config["dev"]})

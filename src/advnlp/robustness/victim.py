@@ -157,9 +157,14 @@ def load_victim(
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..experiment.models import _source
+    from ..experiment.models import OFFLINE_MODELS, _source
 
     folder = Path(path).expanduser()
+    if str(path) in OFFLINE_MODELS and not folder.exists():
+        raise UsageError(
+            f"{flag} {path}: a pretrained encoder without a classifier head, nothing to attack; "
+            f"fine-tune it first (advnlp train --model {path} ...) and attack that run's folder"
+        )
     run_file = folder / "run.json"
     if (folder / "model" / "config.json").exists():
         folder = folder / "model"
@@ -168,6 +173,14 @@ def load_victim(
     name = str(folder)
     if folder.exists() and not (folder / "config.json").exists():
         raise UsageError(f"{flag} {path}: no config.json in the folder: not a saved model")
+    if folder.exists():
+        kinds = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        kinds = kinds.get("architectures") or []
+        if kinds and not any(k.endswith("ForSequenceClassification") for k in kinds):
+            raise UsageError(
+                f"{flag} {path}: a {', '.join(kinds)} without a classifier head, nothing to "
+                "attack; fine-tune it first (advnlp train --model FOLDER ...) and attack the run"
+            )
     if not folder.exists() and (str(path).startswith((".", "/", "~")) or str(path).count("/") > 1):
         raise UsageError(f"{flag} {path}: no such folder")
     if max_length is None and (folder.parent / "run.json").exists() and folder.name == "model":
