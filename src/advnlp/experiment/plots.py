@@ -32,6 +32,28 @@ def _save_png(figure: Any, path: str | os.PathLike[str]) -> None:
     write_bytes_atomic(Path(path), buffer.getvalue())
 
 
+def draw_against_epsilon(ax: Any, groups: list[dict[str, Any]], metric: str) -> None:
+    """On ``ax``: ``metric``'s mean (%) against epsilon with std error bars, one line per method
+    that takes an epsilon, and the baseline as a horizontal line with a shaded ±std band
+    (``metric`` names the groups' ``<metric>_mean`` and ``<metric>_std``)."""
+    for method in dict.fromkeys(g["method"] for g in groups if g["epsilon"] is not None):
+        rows = [g for g in groups if g["method"] == method and g["epsilon"] is not None]
+        ax.errorbar(
+            [g["epsilon"] for g in rows],
+            [100 * g[f"{metric}_mean"] for g in rows],
+            yerr=[100 * (g[f"{metric}_std"] or 0.0) for g in rows],
+            marker="o",
+            capsize=3,
+            label=method,
+        )
+    for g in groups:
+        if g["method"] == BASELINE and g["epsilon"] is None:
+            mean, std = 100 * g[f"{metric}_mean"], 100 * (g[f"{metric}_std"] or 0.0)
+            ax.axhline(mean, color="black", linestyle="--", label=f"{BASELINE} (± std band)")
+            if std:
+                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
+
+
 def plot_accuracy_vs_epsilon(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """PNG of dev accuracy (%) against epsilon: one line with std error bars per method that
     takes an epsilon, the baseline as a horizontal line with a shaded ±std band. The x axis is
@@ -39,22 +61,7 @@ def plot_accuracy_vs_epsilon(summary: dict[str, Any], path: str | os.PathLike[st
     figure, (ax,) = _figure(7, 4.5)
     groups = summary["groups"]
     epsilons = [g["epsilon"] for g in groups if g["epsilon"] is not None]
-    for method in dict.fromkeys(g["method"] for g in groups if g["epsilon"] is not None):
-        rows = [g for g in groups if g["method"] == method and g["epsilon"] is not None]
-        ax.errorbar(
-            [g["epsilon"] for g in rows],
-            [100 * g["dev_accuracy_mean"] for g in rows],
-            yerr=[100 * (g["dev_accuracy_std"] or 0.0) for g in rows],
-            marker="o",
-            capsize=3,
-            label=method,
-        )
-    for g in groups:
-        if g["method"] == BASELINE and g["epsilon"] is None:
-            mean, std = 100 * g["dev_accuracy_mean"], 100 * (g["dev_accuracy_std"] or 0.0)
-            ax.axhline(mean, color="black", linestyle="--", label=f"{BASELINE} (± std band)")
-            if std:
-                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
+    draw_against_epsilon(ax, groups, "dev_accuracy")
     if epsilons and min(epsilons) > 0 and max(epsilons) > 10 * min(epsilons):
         ax.set_xscale("log")
     ax.set_title("Dev accuracy vs epsilon (mean ± std over seeds)")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..experiment.plots import _figure, _save_png
+from ..experiment.plots import _figure, _save_png, draw_against_epsilon
 from ..experiment.report import _p, _percent, markdown
 from ..experiment.results import RunResult
 from ..experiment.stats import BASELINE, as_result, group_runs, mcnemar
@@ -367,26 +367,7 @@ def write_plots(robustness: dict[str, Any], out: str | os.PathLike[str]) -> None
 
 
 def _epsilon_panel(ax: Any, result: dict[str, Any]) -> None:
-    groups = result["groups"]
-    for method in dict.fromkeys(g["method"] for g in groups if g["epsilon"] is not None):
-        rows = [g for g in groups if g["method"] == method and g["epsilon"] is not None]
-        ax.errorbar(
-            [g["epsilon"] for g in rows],
-            [100 * g["accuracy_under_attack_mean"] for g in rows],
-            yerr=[100 * (g["accuracy_under_attack_std"] or 0.0) for g in rows],
-            marker="o",
-            capsize=3,
-            label=method,
-        )
-    for g in groups:
-        if g["method"] == BASELINE and g["epsilon"] is None:
-            mean, std = (
-                100 * g["accuracy_under_attack_mean"],
-                100 * (g["accuracy_under_attack_std"] or 0.0),
-            )
-            ax.axhline(mean, color="black", linestyle="--", label=f"{BASELINE} (± std band)")
-            if std:
-                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
+    draw_against_epsilon(ax, result["groups"], "accuracy_under_attack")
     ax.set_title(result_label(result))
     ax.set_xlabel("epsilon (training)")
     ax.set_ylabel("accuracy under attack (%)")
