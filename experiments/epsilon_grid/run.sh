@@ -5,13 +5,13 @@
 #   bash experiments/epsilon_grid/run.sh [OUT] [SST2_OUT] [extra compare flags]
 #
 # OUT defaults to /work/sweeps/epsilon_grid, SST2_OUT (the finished sst2_minilm sweep whose
-# runs are linked in) to /work/sweeps/sst2_minilm. Resumable like every compare.
+# runs are linked in) to sst2_minilm beside OUT. Resumable like every compare.
 #   OUT/fgm   FGM, relative unit, eps 0.03,0.1,0.3,1,3   (0.3 and none: linked from SST2_OUT)
 #   OUT/gp    gradient penalty, eps 0.1,1,10,100,1000   (1 and none: linked from SST2_OUT)
 set -euo pipefail
 
 OUT=${1:-/work/sweeps/epsilon_grid}
-SST2_OUT=${2:-/work/sweeps/sst2_minilm}
+SST2_OUT=${2:-$(dirname "$OUT")/sst2_minilm}
 shift 2 || shift $# || true
 EXTRA=("$@")
 DATA=${ADVNLP_DATA:-/work/shared/data}
