@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The driver of the background sweeps; /work/sweeps/drive.sh is a copy of this file (keep it
-# outside git there: it runs from there). Runs the three sweeps of issue 14 one after the other with main's code; rerun to continue
-# (compare skips finished runs). Start it detached:
+# The driver of the background sweeps (/work/sweeps/drive.sh is a copy of this file; it runs
+# from there). Runs the three sweeps of issue 14 one after the other with main's code; rerun to
+# continue (compare skips finished runs). Start it detached:
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=2 bash /work/sweeps/drive.sh > /work/sweeps/drive.log 2>&1 &
 set -uo pipefail
 exec 9> /work/sweeps/drive.lock  # one driver at a time
