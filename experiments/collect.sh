@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Copy a sweep's reports (never its runs, models or checkpoints) into experiments/NAME/:
+#
+#   bash experiments/collect.sh NAME [OUT]      # NAME: tnews_e5, sst2_minilm or epsilon_grid
+#
+# OUT defaults to /work/sweeps/NAME. For every compare folder OUT/<sub>/ that has a summary
+# (written when all of its planned runs are finished), copies summary.json, summary.md,
+# compare.json and the PNG plots to experiments/NAME/<sub>/. Commit them afterwards.
+set -euo pipefail
+
+NAME=${1:?usage: collect.sh NAME [OUT]}
+OUT=${2:-/work/sweeps/$NAME}
+HERE=$(cd "$(dirname "$0")" && pwd)/$NAME
+test -d "$HERE" || { echo "collect.sh: no folder experiments/$NAME" >&2; exit 2; }
+
+found=0
+for summary in "$OUT"/*/summary.json; do
+  [ -f "$summary" ] || continue
+  folder=$(dirname "$summary")
+  target="$HERE/$(basename "$folder")"
+  mkdir -p "$target"
+  cp "$folder"/summary.json "$folder"/summary.md "$folder"/compare.json "$target"/
+  cp "$folder"/*.png "$target"/ 2>/dev/null || true
+  echo "copied $folder -> $target"
+  found=$((found + 1))
+done
+echo "$found summaries copied from $OUT"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The driver of the background sweeps (/work/sweeps/drive.sh is a copy of this file; it runs
+# from there). Runs the three sweeps of issue 14 one after the other with main's code; rerun to
+# continue (compare skips finished runs). Start it detached:
+#   setsid nohup nice -n 19 env OMP_NUM_THREADS=2 bash /work/sweeps/drive.sh > /work/sweeps/drive.log 2>&1 &
+set -uo pipefail
+exec 9> /work/sweeps/drive.lock  # one driver at a time
+flock -n 9 || { echo "another drive.sh is running (it holds /work/sweeps/drive.lock)"; exit 1; }
+. /work/main/.venv/bin/activate
+export PYTHONPATH=/work/main/src
+# OpenMP threads that sleep instead of spinning while they wait: on this shared 2-core machine
+# the default (spinning) made a 2-thread step cost 4.5 CPU s and 14 s wall instead of 0.7 and
+# 1.7 (experiments/tnews_e5/PLAN.md, "Threads under load").
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+SCRIPTS=${SCRIPTS:-/work/wt/sweep/experiments}
+echo "== $(date -u +%FT%TZ) drive.sh pid $$, main at $(git -C /work/main rev-parse --short HEAD), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+# Run copies, so that editing or checking out the scripts while a sweep runs cannot change it.
+COPY=/work/sweeps/scripts
+for name in tnews_e5 sst2_minilm epsilon_grid; do
+  mkdir -p "$COPY/$name" && cp "$SCRIPTS/$name/run.sh" "$COPY/$name/run.sh"
+done
+echo "== scripts copied from $SCRIPTS (git $(git -C "$SCRIPTS" rev-parse --short HEAD)) to $COPY"
+for name in tnews_e5 sst2_minilm epsilon_grid; do
+  echo "== $(date -u +%FT%TZ) start $name (log /work/sweeps/$name.log)"
+  bash "$COPY/$name/run.sh" "/work/sweeps/$name" >> "/work/sweeps/$name.log" 2>&1
+  rc=$?
+  if [ "$rc" = 0 ]; then
+    echo "== $(date -u +%FT%TZ) $name finished"
+  else
+    echo "== $(date -u +%FT%TZ) $name FAILED (exit $rc); see /work/sweeps/$name.log"
+    exit 1
+  fi
+done
+echo "== $(date -u +%FT%TZ) all sweeps finished"

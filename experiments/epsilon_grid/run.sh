@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Epsilon grid for FGM and the gradient penalty on SST-2 / all-MiniLM-L6-v2, 3 seeds, in the
+# regime of experiments/sst2_minilm (same flags, so its runs are reused: see PLAN.md).
+#
+#   bash experiments/epsilon_grid/run.sh [OUT] [SST2_OUT] [extra compare flags]
+#
+# OUT defaults to /work/sweeps/epsilon_grid, SST2_OUT (the finished sst2_minilm sweep whose
+# runs are linked in) to sst2_minilm beside OUT. Resumable like every compare.
+#   OUT/fgm   FGM, relative unit, eps 0.03,0.1,0.3,1,3   (0.3 and none: linked from SST2_OUT)
+#   OUT/gp    gradient penalty, eps 0.1,1,10,100,1000   (1 and none: linked from SST2_OUT)
+set -euo pipefail
+
+OUT=${1:-/work/sweeps/epsilon_grid}
+SST2_OUT=${2:-$(dirname "$OUT")/sst2_minilm}
+shift 2 || shift $# || true
+EXTRA=("$@")
+DATA=${ADVNLP_DATA:-/work/shared/data}
+SEEDS=0,1,2
+FGM_GRID=0.03,0.1,0.3,1,3
+GP_GRID=0.1,1,10,100,1000
+
+COMMON=(  # exactly experiments/sst2_minilm/run.sh's COMMON
+  --train "$DATA/sst2/train.tsv" --dev "$DATA/sst2/dev.tsv"
+  --max-train-examples 12000
+  --model minilm
+  --epochs 3 --batch-size 32 --max-length 64 --lr 2e-5
+)
+
+compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
+  local folder=$1
+  shift
+  echo "== $(date -u +%FT%TZ) advnlp compare -> $OUT/$folder $* (advnlp from $(python -c 'import advnlp, os; print(os.path.dirname(advnlp.__file__))'))"
+  advnlp compare "${COMMON[@]}" "$@" --output "$OUT/$folder" "${EXTRA[@]}"
+}
+
+link() {  # link FOLDER SOURCE_FOLDER RUN_PREFIX: reuse SST2_OUT's finished runs for every seed
+  mkdir -p "$OUT/$1/runs"
+  for seed in ${SEEDS//,/ }; do
+    local source="$SST2_OUT/$2/runs/$3-seed$seed"
+    test -f "$source/results.json" || { echo "missing $source/results.json" >&2; exit 1; }
+    ln -sfn "$source" "$OUT/$1/runs/$3-seed$seed"
+  done
+}
+
+# The first call of each folder trains one new epsilon and creates the folder (compare wants
+# an empty or compare folder); the links then let the full call skip the runs already made.
+compare fgm --methods fgm --epsilon 0.03 --epsilon-unit relative --seeds $SEEDS
+link fgm fgm_abs none
+link fgm fgm_rel fgm-eps0.3
+compare fgm --methods none,fgm --epsilon $FGM_GRID --epsilon-unit relative --seeds $SEEDS
+compare gp --methods gp --epsilon 0.1 --seeds $SEEDS
+link gp fgm_abs none
+link gp gp gp-eps1
+compare gp --methods none,gp --epsilon $GP_GRID --seeds $SEEDS
+echo "== $(date -u +%FT%TZ) epsilon_grid done"

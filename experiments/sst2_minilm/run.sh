@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SST-2 with all-MiniLM-L6-v2: none / FGM (epsilon 0.5 absolute, the source's; and 0.3 relative,
+# the relative value equivalent to 0.5 on TNEWS's e5-small) / gradient penalty (epsilon 1) /
+# PGD / FreeLB, 3 seeds, in the reduced regime of PLAN.md (chosen before any result).
+#
+#   bash experiments/sst2_minilm/run.sh [OUT] [extra compare flags, e.g. --attack ...]
+#
+# OUT defaults to /work/sweeps/sst2_minilm (outside git). Resumable: `advnlp compare` skips
+# finished runs and resumes interrupted ones, so rerunning this script continues.
+# One compare folder per setting that compare cannot vary within a folder (its --epsilon list
+# and --epsilon-unit are shared by every method):
+#   OUT/fgm_abs      none + FGM eps 0.5 (absolute)                        seeds 0-2
+#   OUT/fgm_rel      FGM eps 0.3 relative (= 0.36 absolute on MiniLM)     seeds 0-2
+#   OUT/gp           gradient penalty eps 1                               seeds 0-2
+#   OUT/pgd_freelb   PGD and FreeLB, eps 1, library defaults otherwise    seeds 0-2
+# The last three reuse fgm_abs's none runs (symbolic links: same seeds, data and base settings,
+# so the pairing holds). experiments/epsilon_grid reuses these runs too.
+set -euo pipefail
+
+OUT=${1:-/work/sweeps/sst2_minilm}
+shift || true
+EXTRA=("$@")
+DATA=${ADVNLP_DATA:-/work/shared/data}
+SEEDS=0,1,2
+
+COMMON=(
+  --train "$DATA/sst2/train.tsv" --dev "$DATA/sst2/dev.tsv"
+  --max-train-examples 12000
+  --model minilm
+  --epochs 3 --batch-size 32 --max-length 64 --lr 2e-5
+)
+
+compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
+  local folder=$1
+  shift
+  echo "== $(date -u +%FT%TZ) advnlp compare -> $OUT/$folder $* (advnlp from $(python -c 'import advnlp, os; print(os.path.dirname(advnlp.__file__))'))"
+  advnlp compare "${COMMON[@]}" "$@" --output "$OUT/$folder" "${EXTRA[@]}"
+}
+
+link_baseline() {  # link_baseline FOLDER: reuse fgm_abs's finished none runs
+  mkdir -p "$OUT/$1/runs"
+  for seed in ${SEEDS//,/ }; do
+    local source="$OUT/fgm_abs/runs/none-seed$seed"
+    test -f "$source/results.json" || { echo "missing $source/results.json" >&2; exit 1; }
+    ln -sfn "$source" "$OUT/$1/runs/none-seed$seed"
+  done
+}
+
+compare fgm_abs --methods none,fgm --epsilon 0.5 --seeds $SEEDS
+compare gp --methods gp --epsilon 1 --seeds $SEEDS
+link_baseline gp
+compare gp --methods none,gp --epsilon 1 --seeds $SEEDS
+compare fgm_rel --methods fgm --epsilon 0.3 --epsilon-unit relative --seeds $SEEDS
+link_baseline fgm_rel
+compare fgm_rel --methods none,fgm --epsilon 0.3 --epsilon-unit relative --seeds $SEEDS
+compare pgd_freelb --methods pgd,freelb --epsilon 1 --seeds $SEEDS
+link_baseline pgd_freelb
+compare pgd_freelb --methods none,pgd,freelb --epsilon 1 --seeds $SEEDS
+echo "== $(date -u +%FT%TZ) sst2_minilm done"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# TNEWS with e5-small: none / FGM (epsilon 0.5, and its relative equivalent 0.3) / gradient
+# penalty (epsilon 1) / PGD / FreeLB, in the reduced regime of PLAN.md (chosen before any result).
+#
+#   bash experiments/tnews_e5/run.sh [OUT] [extra compare flags, e.g. --attack ...]
+#
+# OUT defaults to /work/sweeps/tnews_e5 (outside git). Resumable: `advnlp compare` skips finished
+# runs and resumes interrupted ones, so rerunning this script continues where it stopped.
+# One compare folder per setting that compare cannot vary within a folder (its --epsilon list
+# and --epsilon-unit are shared by every method):
+#   OUT/fgm_abs      none + FGM eps 0.5 (absolute, the source's)          seeds 0-4
+#   OUT/fgm_rel      FGM eps 0.3 relative (= 0.49 absolute on e5)         seeds 0-4
+#   OUT/gp           gradient penalty eps 1 (the source's)                seeds 0-4
+#   OUT/pgd_freelb   PGD and FreeLB, eps 1, library defaults otherwise    seeds 0-2
+# The last three reuse fgm_abs's none runs (symbolic links: the same seeds, data and base
+# settings, so the pairing holds) instead of training the baseline again.
+set -euo pipefail
+
+OUT=${1:-/work/sweeps/tnews_e5}
+shift || true
+EXTRA=("$@")
+DATA=${ADVNLP_DATA:-/work/shared/data}
+
+COMMON=(
+  --train "$DATA/tnews/train.json" --dev "$DATA/tnews/dev.json"
+  --max-train-examples 12000 --max-dev-examples 5000
+  --model e5-small --layers 6
+  --epochs 3 --batch-size 32 --max-length 64 --lr 2e-5
+)
+
+compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged with the code's commit
+  local folder=$1
+  shift
+  echo "== $(date -u +%FT%TZ) advnlp compare -> $OUT/$folder $* (advnlp from $(python -c 'import advnlp, os; print(os.path.dirname(advnlp.__file__))'))"
+  advnlp compare "${COMMON[@]}" "$@" --output "$OUT/$folder" "${EXTRA[@]}"
+}
+
+link_baseline() {  # link_baseline FOLDER SEEDS...: reuse fgm_abs's finished none runs
+  local folder=$1
+  shift
+  mkdir -p "$OUT/$folder/runs"
+  for seed in "$@"; do
+    local source="$OUT/fgm_abs/runs/none-seed$seed"
+    test -f "$source/results.json" || { echo "missing $source/results.json" >&2; exit 1; }
+    ln -sfn "$source" "$OUT/$folder/runs/none-seed$seed"
+  done
+}
+
+# Stage 1: three seeds of everything, so that a first table exists early.
+# Stage 2: seeds 3 and 4 for none / FGM / GP. Each folder's summary is written by its last
+# complete call, so it ends with all its seeds.
+for seeds in 0,1,2 0,1,2,3,4; do
+  compare fgm_abs --methods none,fgm --epsilon 0.5 --seeds "$seeds"
+  for folder in gp fgm_rel; do
+    case $folder in
+      gp) flags=(--epsilon 1) method=gp ;;
+      fgm_rel) flags=(--epsilon 0.3 --epsilon-unit relative) method=fgm ;;
+    esac
+    compare "$folder" --methods "$method" "${flags[@]}" --seeds "$seeds"
+    link_baseline "$folder" ${seeds//,/ }
+    compare "$folder" --methods "none,$method" "${flags[@]}" --seeds "$seeds"
+  done
+  if [ "$seeds" = 0,1,2 ]; then
+    compare pgd_freelb --methods pgd,freelb --epsilon 1 --seeds 0,1,2
+    link_baseline pgd_freelb 0 1 2
+    compare pgd_freelb --methods none,pgd,freelb --epsilon 1 --seeds 0,1,2
+  fi
+done
+echo "== $(date -u +%FT%TZ) tnews_e5 done"
