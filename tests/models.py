@@ -21,6 +21,15 @@ VOCAB, HIDDEN, LABELS, PAD = 50, 16, 3, 0
 # at random and can be compared exactly); what a method takes beyond them keeps its default.
 SMALL = {"epsilon": 0.5, "alpha": 0.2, "steps": 2, "init_magnitude": 0.0}
 SETTINGS = {name: registry.accepted(name, SMALL) for name in registry.method_names()}
+# Methods whose every step draws noise, and the hyperparameter that sizes it: a batch split
+# over micro-batches or DDP ranks draws other noise than the whole batch, so the tests that
+# compare the two run these methods noiseless (their noisy gradients are checked elsewhere).
+NOISE = {"neftune": "alpha"}
+
+
+def noiseless(name: str, settings: dict) -> dict:
+    """``settings`` with the method's noise switched off, if it draws any."""
+    return {**settings, NOISE[name]: 0.0} if name in NOISE else settings
 
 
 def switches(name: str) -> dict[str, tuple]:

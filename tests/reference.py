@@ -132,6 +132,21 @@ def freelb(case: Case, epsilon: float, alpha: float, steps: int, init_magnitude:
     return first
 
 
+def neftune(case: Case, alpha: float) -> Tensor:
+    """Jain et al. 2023 with the real length: U(-1, 1) * alpha / sqrt(L * d) on the non-padding
+    positions, drawn in one call of the output's shape (a caller seeding the global generator
+    gets the method's noise); none in eval mode."""
+    mask = case.mask()
+    e = case.lookup()
+    if case.model.training:
+        noise = torch.empty_like(e).uniform_(-1, 1) * mask
+        dims = (mask.flatten(1).sum(1) * e.shape[-1]).clamp_min(1).view(-1, 1, 1)
+        e = e + noise * alpha / dims.sqrt()
+    loss = case.loss_from_embeds(e)
+    loss.backward()
+    return loss
+
+
 def relative_unit(case: Case, scope: str) -> Tensor:
     """What ``epsilon_unit="relative"`` measures lengths in, computed directly: token scope,
     the RMS L2 norm of the matrix rows of the batch's distinct non-padding ids (a scalar);

@@ -43,6 +43,7 @@ REFERENCE = {
         steps,
         init_magnitude * unit(c, "example", epsilon_unit),
     ),
+    "neftune": lambda c, alpha: reference.neftune(c, alpha),
 }
 # Every switch and choice of each method (tests/models.py), and its defaults (FreeLB's
 # random start included: both sides draw it from the same seed).

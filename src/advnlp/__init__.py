@@ -20,6 +20,8 @@ from .methods import (
     FreeLBConfig,
     GradientPenalty,
     GradientPenaltyConfig,
+    NEFTune,
+    NEFTuneConfig,
     PGDConfig,
 )
 from .registry import METHODS, build, hyperparameters, method_names
@@ -40,6 +42,8 @@ __all__ = [
     "GradientPenalty",
     "GradientPenaltyConfig",
     "METHODS",
+    "NEFTune",
+    "NEFTuneConfig",
     "PGD",
     "PGDConfig",
     "build",

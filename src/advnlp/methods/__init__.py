@@ -5,6 +5,7 @@ from .baseline import Baseline, BaselineConfig
 from .fgm import FGM, FGMConfig
 from .freelb import FreeLB, FreeLBConfig
 from .gradient_penalty import GradientPenalty, GradientPenaltyConfig
+from .neftune import NEFTune, NEFTuneConfig
 from .pgd import PGD, PGDConfig
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "FreeLBConfig",
     "GradientPenalty",
     "GradientPenaltyConfig",
+    "NEFTune",
+    "NEFTuneConfig",
     "PGD",
     "PGDConfig",
 ]
