@@ -24,7 +24,7 @@ SETTINGS = {name: registry.accepted(name, SMALL) for name in registry.method_nam
 # Methods whose every step draws noise, and the hyperparameter that sizes it: a batch split
 # over micro-batches or DDP ranks draws other noise than the whole batch, so the tests that
 # compare the two run these methods noiseless (their noisy gradients are checked elsewhere).
-NOISE = {"neftune": "alpha"}
+NOISE = {"neftune": "alpha", "r3f": "epsilon"}
 
 
 def noiseless(name: str, settings: dict) -> dict:
@@ -72,6 +72,7 @@ class Case:
     padding_idx: int | None
     closure: Callable[[], Tensor]  # loss of the batch, through the model's own embedding
     loss_from_embeds: Callable[[Tensor], Tensor]  # loss of the batch given e = E[ids] (+ delta)
+    head: nn.Module  # the module whose output is the logits (what R3F's KL compares)
 
     def lookup(self, matrix: Tensor | None = None) -> Tensor:
         """e = matrix[ids] with the embedding's padding rule (gradient-free padding row)."""
@@ -130,6 +131,7 @@ def tiny_bert(
         PAD,
         lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
         lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
+        model.classifier,
     )
 
 
@@ -164,6 +166,7 @@ def tiny_gpt2(
         None,
         lambda: model(input_ids=ids, labels=ids).loss,
         lambda e: model(inputs_embeds=e, labels=ids).loss,
+        model.lm_head,
     )
 
 
@@ -183,7 +186,12 @@ class PoolClassifier(nn.Module):
         h, _ = self.lstm(e)
         mask = (ids != PAD).unsqueeze(-1).to(h.dtype)
         pooled = (h * mask).sum(1) / mask.sum(1).clamp_min(1)
-        return F.cross_entropy(self.head(pooled), labels)
+        logits = self.head(pooled)
+        loss = F.cross_entropy(logits, labels)
+        # The closure returns the loss alone, as for every method; R3F, whose KL needs the
+        # logits, reads a ``.logits`` of what the closure returns (else of the model's output).
+        loss.logits = logits
+        return loss
 
 
 def plain_lstm(
@@ -201,6 +209,7 @@ def plain_lstm(
         PAD,
         lambda: model(ids, labels),
         lambda e: model(ids, labels, embeds=e),
+        model.head,
     )
 
 

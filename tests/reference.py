@@ -10,6 +10,7 @@ output head that is the input side alone, which is what gets perturbed.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -144,6 +145,30 @@ def neftune(case: Case, alpha: float) -> Tensor:
         e = e + noise * alpha / dims.sqrt()
     loss = case.loss_from_embeds(e)
     loss.backward()
+    return loss
+
+
+def r3f(case: Case, epsilon: float, kl_weight: float, noise: str) -> Tensor:
+    """Aghajanyan et al. 2021 as fairseq's criterion computes it (batch-mean symmetric KL of
+    the softmaxes), the noise masked on padding and drawn in one call of the output's shape
+    after the clean pass (a caller seeding the global generator gets the method's noise)."""
+    logits = []
+    handle = case.head.register_forward_hook(lambda m, args, out: logits.append(out))
+    try:
+        e = case.lookup()
+        loss = case.loss_from_embeds(e)
+        if epsilon == 0 or not case.model.training:
+            loss.backward()
+            return loss
+        z = torch.empty_like(e)
+        z = z.uniform_(-epsilon, epsilon) if noise == "uniform" else z.normal_(0, epsilon)
+        case.loss_from_embeds(case.lookup() + z * case.mask())
+    finally:
+        handle.remove()
+    clean, noisy = (F.log_softmax(x, dim=-1) for x in logits)
+    kl = F.kl_div(noisy, clean, log_target=True, reduction="sum")
+    kl = kl + F.kl_div(clean, noisy, log_target=True, reduction="sum")
+    (loss + kl_weight * kl / logits[0].shape[0]).backward()
     return loss
 
 

@@ -44,6 +44,7 @@ REFERENCE = {
         init_magnitude * unit(c, "example", epsilon_unit),
     ),
     "neftune": lambda c, alpha: reference.neftune(c, alpha),
+    "r3f": lambda c, epsilon, kl_weight, noise: reference.r3f(c, epsilon, kl_weight, noise),
 }
 # Every switch and choice of each method (tests/models.py), and its defaults (FreeLB's
 # random start included: both sides draw it from the same seed).

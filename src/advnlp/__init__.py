@@ -13,6 +13,7 @@ from .errors import ClosureError, ConfigError, EmbeddingNotFoundError
 from .methods import (
     FGM,
     PGD,
+    R3F,
     Baseline,
     BaselineConfig,
     FGMConfig,
@@ -23,6 +24,7 @@ from .methods import (
     NEFTune,
     NEFTuneConfig,
     PGDConfig,
+    R3FConfig,
 )
 from .registry import METHODS, build, hyperparameters, method_names
 
@@ -46,6 +48,8 @@ __all__ = [
     "NEFTuneConfig",
     "PGD",
     "PGDConfig",
+    "R3F",
+    "R3FConfig",
     "build",
     "find_embedding",
     "hyperparameters",

@@ -7,6 +7,7 @@ from .freelb import FreeLB, FreeLBConfig
 from .gradient_penalty import GradientPenalty, GradientPenaltyConfig
 from .neftune import NEFTune, NEFTuneConfig
 from .pgd import PGD, PGDConfig
+from .r3f import R3F, R3FConfig
 
 __all__ = [
     "Baseline",
@@ -21,4 +22,6 @@ __all__ = [
     "NEFTuneConfig",
     "PGD",
     "PGDConfig",
+    "R3F",
+    "R3FConfig",
 ]
