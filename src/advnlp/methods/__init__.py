@@ -3,6 +3,7 @@ of its hyperparameters (its ``config_class``)."""
 
 from .baseline import Baseline, BaselineConfig
 from .fgm import FGM, FGMConfig
+from .fgm_free import FreeFGM, FreeFGMConfig
 from .freelb import FreeLB, FreeLBConfig
 from .gradient_penalty import GradientPenalty, GradientPenaltyConfig
 from .neftune import NEFTune, NEFTuneConfig
@@ -14,6 +15,8 @@ __all__ = [
     "BaselineConfig",
     "FGM",
     "FGMConfig",
+    "FreeFGM",
+    "FreeFGMConfig",
     "FreeLB",
     "FreeLBConfig",
     "GradientPenalty",
