@@ -158,6 +158,9 @@ METHODS = {
     "gp": lambda m: advnlp.GradientPenalty(m, 1.0),
     "pgd-3": lambda m: advnlp.PGD(m, 1.0, 0.3, 3),
     "freelb-3": lambda m: advnlp.FreeLB(m, 1.0, 0.1, 3),
+    "neftune": lambda m: advnlp.NEFTune(m, 5.0),
+    "r3f": lambda m: advnlp.R3F(m, 1e-5, 1.0),
+    "fgm_free": lambda m: advnlp.FreeFGM(m, 0.5),
 }
 
 

@@ -17,16 +17,20 @@ from torch.nn.parallel import DistributedDataParallel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import advnlp  # noqa: E402
-from tests.models import PAD, SETTINGS, label, tiny_bert, variants  # noqa: E402
+from tests.models import PAD, SETTINGS, label, noiseless, tiny_bert, variants  # noqa: E402
 
 # (id, method, kwargs, what advnlp is given: the DDP wrapper or the inner module), from the
 # registry: every switch and choice of every method given the wrapper, and each method's small
 # setting given the inner module (no no_sync possible: every pass that reaches .grad reduces).
+# Methods that draw noise run noiseless: each rank draws its own (tests/models.py, NOISE).
 CASES = [
-    (label(name, kwargs), name, kwargs, "wrapper")
+    (label(name, kwargs), name, noiseless(name, kwargs), "wrapper")
     for name in advnlp.method_names()
     for kwargs in variants(name)
-] + [(f"{name}-inner", name, SETTINGS[name], "inner") for name in advnlp.method_names()]
+] + [
+    (f"{name}-inner", name, noiseless(name, SETTINGS[name]), "inner")
+    for name in advnlp.method_names()
+]
 GLOBAL_BATCH = 4
 
 

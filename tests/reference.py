@@ -10,6 +10,7 @@ output head that is the input side alone, which is what gets perturbed.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -130,6 +131,45 @@ def freelb(case: Case, epsilon: float, alpha: float, steps: int, init_magnitude:
         if step < steps - 1:
             delta = _project_examples(delta + alpha * _example_unit(delta.grad, mask), epsilon)
     return first
+
+
+def neftune(case: Case, alpha: float) -> Tensor:
+    """Jain et al. 2023 with the real length: U(-1, 1) * alpha / sqrt(L * d) on the non-padding
+    positions, drawn in one call of the output's shape (a caller seeding the global generator
+    gets the method's noise); none in eval mode."""
+    mask = case.mask()
+    e = case.lookup()
+    if case.model.training:
+        noise = torch.empty_like(e).uniform_(-1, 1) * mask
+        dims = (mask.flatten(1).sum(1) * e.shape[-1]).clamp_min(1).view(-1, 1, 1)
+        e = e + noise * alpha / dims.sqrt()
+    loss = case.loss_from_embeds(e)
+    loss.backward()
+    return loss
+
+
+def r3f(case: Case, epsilon: float, kl_weight: float, noise: str) -> Tensor:
+    """Aghajanyan et al. 2021 as fairseq's criterion computes it (batch-mean symmetric KL of
+    the softmaxes), the noise masked on padding and drawn in one call of the output's shape
+    after the clean pass (a caller seeding the global generator gets the method's noise)."""
+    logits = []
+    handle = case.head.register_forward_hook(lambda m, args, out: logits.append(out))
+    try:
+        e = case.lookup()
+        loss = case.loss_from_embeds(e)
+        if epsilon == 0 or not case.model.training:
+            loss.backward()
+            return loss
+        z = torch.empty_like(e)
+        z = z.uniform_(-epsilon, epsilon) if noise == "uniform" else z.normal_(0, epsilon)
+        case.loss_from_embeds(case.lookup() + z * case.mask())
+    finally:
+        handle.remove()
+    clean, noisy = (F.log_softmax(x, dim=-1) for x in logits)
+    kl = F.kl_div(noisy, clean, log_target=True, reduction="sum")
+    kl = kl + F.kl_div(clean, noisy, log_target=True, reduction="sum")
+    (loss + kl_weight * kl / logits[0].shape[0]).backward()
+    return loss
 
 
 def relative_unit(case: Case, scope: str) -> Tensor:

@@ -106,6 +106,10 @@ def test_baseline_keeps_the_model_and_names_a_wrong_one():
         ("pgd", {"steps": 3, "adversarial_only": True}, 4, 1),
         ("freelb", {"steps": 1}, 1, 1),
         ("freelb", {"steps": 3}, 3, 3),
+        ("neftune", {}, 1, 1),
+        ("r3f", {}, 2, 1),
+        ("r3f", {"epsilon": 0.0}, 1, 1),
+        ("fgm_free", {}, 1, 1),
     ],
 )
 def test_passes_per_step_are_the_documented_ones(name, kwargs, forwards, backwards):
@@ -129,7 +133,16 @@ def test_passes_per_step_are_the_documented_ones(name, kwargs, forwards, backwar
 # -- the registry ---------------------------------------------------------------------------------
 def test_names_resolve_whatever_their_case_spacing_and_dashes():
     resolve = advnlp.registry.resolve
-    assert advnlp.method_names() == ["none", "fgm", "gp", "pgd", "freelb"]
+    assert advnlp.method_names() == [
+        "none",
+        "fgm",
+        "gp",
+        "pgd",
+        "freelb",
+        "neftune",
+        "r3f",
+        "fgm_free",
+    ]
     assert resolve(" Gradient-Penalty ") is advnlp.GradientPenalty
     assert resolve("PLAIN") is resolve("baseline") is advnlp.Baseline
     assert resolve("gradientpenalty") is resolve("gp") is advnlp.GradientPenalty
@@ -159,6 +172,9 @@ DEFAULTS = {
         "init_magnitude": 0.1,
         "epsilon_unit": "absolute",
     },
+    "neftune": {"alpha": 5.0},
+    "r3f": {"epsilon": 1e-5, "kl_weight": 1.0, "noise": "uniform"},
+    "fgm_free": {"epsilon": 1.0},
 }
 
 

@@ -58,8 +58,10 @@ def test_ddp_communication(ranks, name, method, kwargs, given):
     else:
         # the inner module: no no_sync possible, every pass that reaches .grad all-reduces
         assert stats["all_reduce"] == passes_with_grads, stats
-    token = kwargs.get("scope", "token" if method == "fgm" else "example") == "token"
-    ascents = {"fgm": 1, "pgd": kwargs.get("steps", 0)}.get(method, 0) if token else 0
+    token = kwargs.get("scope", "token" if method in ("fgm", "fgm_free") else "example") == "token"
+    ascents = (
+        {"fgm": 1, "fgm_free": 1, "pgd": kwargs.get("steps", 0)}.get(method, 0) if token else 0
+    )
     assert stats["all_gather"] == 3 * ascents, stats  # counts, ids, rows per ascent step
 
 

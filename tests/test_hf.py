@@ -13,7 +13,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E4
 import advnlp  # noqa: E402
 from advnlp.hf import AdversarialTrainer, AdversarialTrainerMixin  # noqa: E402
 
-from .models import PAD, SETTINGS, tiny_bert  # noqa: E402
+from .models import PAD, SETTINGS, noiseless, tiny_bert  # noqa: E402
 
 
 def _rows(ids):
@@ -62,7 +62,7 @@ def test_one_training_step_matches_core(tmp_path, name):
         args=_args(tmp_path),
         train_dataset=_rows(case.ids),
         method=name,
-        method_kwargs=SETTINGS[name],
+        method_kwargs=noiseless(name, SETTINGS[name]),
         callbacks=[capture],
     )
     trainer.train()
@@ -70,7 +70,9 @@ def test_one_training_step_matches_core(tmp_path, name):
 
     reference = tiny_bert(torch.float32)
     reference.model.load_state_dict(state)
-    advnlp.build(name, reference.model, **SETTINGS[name]).backward(reference.closure)
+    advnlp.build(name, reference.model, **noiseless(name, SETTINGS[name])).backward(
+        reference.closure
+    )
     for param, p in reference.model.named_parameters():
         torch.testing.assert_close(trainer_grads[param], p.grad, rtol=1e-5, atol=1e-7, msg=param)
 

@@ -3,19 +3,28 @@ of its hyperparameters (its ``config_class``)."""
 
 from .baseline import Baseline, BaselineConfig
 from .fgm import FGM, FGMConfig
+from .fgm_free import FreeFGM, FreeFGMConfig
 from .freelb import FreeLB, FreeLBConfig
 from .gradient_penalty import GradientPenalty, GradientPenaltyConfig
+from .neftune import NEFTune, NEFTuneConfig
 from .pgd import PGD, PGDConfig
+from .r3f import R3F, R3FConfig
 
 __all__ = [
     "Baseline",
     "BaselineConfig",
     "FGM",
     "FGMConfig",
+    "FreeFGM",
+    "FreeFGMConfig",
     "FreeLB",
     "FreeLBConfig",
     "GradientPenalty",
     "GradientPenaltyConfig",
+    "NEFTune",
+    "NEFTuneConfig",
     "PGD",
     "PGDConfig",
+    "R3F",
+    "R3FConfig",
 ]

@@ -1,0 +1,114 @@
+"""R3F: the three ways a closure can hand over the logits give the same step, a closure with
+none is told how, no noise (a plain step) at epsilon 0 or in eval mode, a batch-mean KL, and
+its own bad values named."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import advnlp
+from advnlp.methods.r3f import symmetric_kl
+
+from .models import PAD, grads, plain_lstm, tiny_bert, zero
+
+
+def _step(case, closure) -> dict:
+    zero(case.model)
+    torch.manual_seed(3)
+    advnlp.R3F(case.model, epsilon=0.5, kl_weight=2.0).backward(closure)
+    return grads(case.model)
+
+
+def test_the_closure_may_return_the_output_a_pair_or_the_loss_alone():
+    case = tiny_bert(torch.float64)
+    mask = (case.ids != PAD).long()
+    labels = torch.arange(len(case.ids)) % 3
+
+    def output():
+        return case.model(input_ids=case.ids, attention_mask=mask, labels=labels)
+
+    expected = _step(case, output)  # .loss and .logits
+    pair = _step(case, lambda: (lambda out: (out.loss, out.logits))(output()))
+    alone = _step(case, lambda: output().loss)  # the logits read from the model's output
+    zero(case.model)
+    case.closure().backward()
+    plain = grads(case.model)
+    for name, value in expected.items():
+        torch.testing.assert_close(pair[name], value, rtol=1e-12, atol=0, msg=name)
+        torch.testing.assert_close(alone[name], value, rtol=1e-12, atol=0, msg=name)
+    assert any(not torch.allclose(plain[n], v) for n, v in expected.items())
+
+
+def test_a_closure_without_logits_is_told_what_to_return():
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3))
+    ids, labels = torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([0, 2])
+    adv = advnlp.R3F(model)
+    with pytest.raises(advnlp.ClosureError, match=r"R3F needs the logits: return model\(\*\*batch"):
+        adv.backward(lambda: F.cross_entropy(model(ids), labels))  # the loss alone
+    assert not adv.embedding._forward_hooks and not model._forward_hooks
+
+
+@pytest.mark.parametrize("mode", ["epsilon 0", "eval"])
+def test_no_noise_is_a_plain_step(mode):
+    case = tiny_bert(torch.float32)
+    if mode == "eval":
+        case.model.eval()
+    case.closure().backward()
+    plain = grads(case.model)
+    zero(case.model)
+    calls = []
+    epsilon = 0.0 if mode == "epsilon 0" else 0.5
+    advnlp.R3F(case.model, epsilon=epsilon).backward(lambda: calls.append(1) or case.closure())
+    assert len(calls) == 1
+    for name, value in grads(case.model).items():
+        assert torch.equal(value, plain[name]), name
+
+
+def test_the_kl_is_a_batch_mean_and_symmetric():
+    torch.manual_seed(0)
+    p, q = torch.randn(4, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    one = symmetric_kl(p, q)
+    torch.testing.assert_close(symmetric_kl(p.repeat(3, 1), q.repeat(3, 1)), one)
+    torch.testing.assert_close(symmetric_kl(q, p), one)
+    log_p, log_q = p.log_softmax(-1), q.log_softmax(-1)
+    by_hand = sum(
+        (a.exp() * (a - b)).sum() + (b.exp() * (b - a)).sum()
+        for a, b in zip(log_p, log_q, strict=True)
+    )
+    torch.testing.assert_close(one, by_hand / 4)
+    assert symmetric_kl(p, p) == 0
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("epsilon", -1.0), ("kl_weight", -0.5), ("kl_weight", "1"), ("noise", "gaussian")],
+)
+def test_a_bad_value_is_named(argument, value):
+    with pytest.raises(advnlp.ConfigError, match=rf"^{argument} must be .*{value!r}"):
+        advnlp.build("r3f", plain_lstm().model, **{argument: value})
+
+
+@pytest.mark.parametrize("noise", ["uniform", "normal"])
+def test_padding_gets_no_noise(noise):
+    """Invisible to the gradients of the tiny models (padding is masked or at the tail), so
+    checked on what the model consumed in the noisy pass."""
+    case = tiny_bert(torch.float64)
+    embedding = case.model.get_input_embeddings()
+    clean = embedding(case.ids).detach()
+    consumed = []
+
+    def closure():  # registered after advnlp's hook, so it sees the noisy output
+        handle = embedding.register_forward_hook(lambda m, a, out: consumed.append(out.detach()))
+        try:
+            return case.closure()
+        finally:
+            handle.remove()
+
+    advnlp.R3F(case.model, epsilon=0.5, noise=noise).backward(closure)
+    real = (case.ids != PAD).unsqueeze(-1)
+    assert torch.equal(consumed[0], clean)  # the clean pass
+    assert torch.equal(torch.where(real, 0, consumed[1]), torch.where(real, 0, clean))
+    assert (consumed[1] - clean)[real.expand_as(clean)].abs().min() > 0
