@@ -127,13 +127,21 @@ def hyperparameter_flags() -> dict[str, dict[str, Field]]:
 
 
 def add_hyperparameter_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per hyperparameter; its help is the first taker's, with who takes it."""
+    """One flag per hyperparameter; its help says who takes it, and what it means to each
+    where methods mean different things by the same name (e.g. --alpha)."""
     group = p.add_argument_group("method hyperparameters (a method uses those it takes)")
     for key, takers in hyperparameter_flags().items():
         defaults = {method: hyperparameters(method)[key] for method in takers}
         first = next(iter(defaults.values()))
         metadata = next(iter(takers.values())).metadata
-        text = f"{metadata['help']} ({', '.join(takers)}"
+        meanings: dict[str, list[str]] = {}
+        for method, item in takers.items():
+            meanings.setdefault(item.metadata["help"], []).append(method)
+        if len(meanings) == 1:
+            text = f"{metadata['help']} ({', '.join(takers)}"
+        else:
+            text = "; ".join(f"{', '.join(m)}: {h}" for h, m in meanings.items()) + " ("
+            text += ", ".join(takers)
         if isinstance(first, bool):  # a switch, e.g. --adversarial-only
             group.add_argument(
                 flag(key), dest=key, action="store_true", default=None, help=f"{text})"
