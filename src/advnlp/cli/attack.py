@@ -13,6 +13,9 @@ ATTACK_NAMES = ("homophone", "variant", "typo", "neighbour", "embedding")
 
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
+    from ..robustness.attack import BUDGET, DEFAULT_RADII, MAX_CANDIDATES, MAX_QUERIES, STEPS
+
+    radii = ",".join(f"{r:g}" for r in DEFAULT_RADII)
     p = sub.add_parser(
         name,
         help="measure accuracy under attack of a saved model",
@@ -42,21 +45,36 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     p.add_argument(
         "--budget",
-        default="0.1",
+        default=f"{BUDGET:g}",
         metavar="B[,B2]",
         help="share of units (characters, words, tokens) an attack may edit, in (0, 1]; "
-        "several give a curve (default: 0.1)",
+        f"several give a curve (default: {BUDGET:g})",
     )
     p.add_argument(
         "--radius",
-        default="0,0.05,0.1,0.2,0.4",
+        default=radii,
         metavar="R[,R2]",
-        help="embedding attack: L2 radius relative to the input's embedding norm "
-        "(default: 0,0.05,0.1,0.2,0.4)",
+        help=f"embedding attack: L2 radius relative to the input's embedding norm "
+        f"(default: {radii})",
     )
-    p.add_argument("--max-queries", type=integer, default=1000, help="per example (default: 1000)")
-    p.add_argument("--max-candidates", type=integer, default=20, help="per position (default: 20)")
-    p.add_argument("--steps", type=integer, default=10, help="embedding attack: PGD steps")
+    p.add_argument(
+        "--max-queries",
+        type=integer,
+        default=MAX_QUERIES,
+        help=f"per example (default: {MAX_QUERIES})",
+    )
+    p.add_argument(
+        "--max-candidates",
+        type=integer,
+        default=MAX_CANDIDATES,
+        help=f"per position (default: {MAX_CANDIDATES})",
+    )
+    p.add_argument(
+        "--steps",
+        type=integer,
+        default=STEPS,
+        help=f"embedding attack: PGD steps (default: {STEPS})",
+    )
     p.add_argument("--max-length", type=integer, help="tokens per input (default: the run's)")
     p.add_argument("--batch-size", type=integer, default=64, help="inputs per forward pass")
     p.add_argument("--seed", type=integer, default=0)

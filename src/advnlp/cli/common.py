@@ -32,8 +32,6 @@ def integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
-
-
 def say(text: str) -> None:
     """Print on the main process only (every rank runs the command under torchrun)."""
     if is_main_process():

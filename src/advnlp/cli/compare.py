@@ -54,6 +54,9 @@ def add_sweep_flags(
 
 
 def add_attack_flags(p: argparse.ArgumentParser) -> None:
+    from ..robustness.attack import BUDGET
+    from ..robustness.compare import RADII
+
     group = p.add_argument_group("robustness (advnlp attack on every run's best model)")
     group.add_argument(
         "--attack",
@@ -68,10 +71,14 @@ def add_attack_flags(p: argparse.ArgumentParser) -> None:
         help="a seeded sample of N, the same for every run (default: the whole dev set)",
     )
     group.add_argument(
-        "--attack-budget", metavar="B[,B2]", help="as attack's --budget (default: 0.1)"
+        "--attack-budget",
+        metavar="B[,B2]",
+        help=f"as attack's --budget (default: {BUDGET:g})",
     )
     group.add_argument(
-        "--attack-radius", metavar="R[,R2]", help="as attack's --radius (default: 0.05,0.1,0.2)"
+        "--attack-radius",
+        metavar="R[,R2]",
+        help=f"as attack's --radius (default: {','.join(f'{r:g}' for r in RADII)})",
     )
 
 
@@ -84,12 +91,13 @@ def attack_from(args: argparse.Namespace):
         return None
     from ..robustness.compare import AttackSweep
 
-    return AttackSweep(
-        attacks=[a.strip() for a in args.attack.split(",") if a.strip()],
-        examples=args.attack_examples,
-        budgets=common.number_list(args.attack_budget or "0.1", "--attack-budget"),
-        radii=common.number_list(args.attack_radius or "0.05,0.1,0.2", "--attack-radius"),
-    )
+    lists = {}  # the values given; AttackSweep's defaults otherwise
+    if args.attack_budget is not None:
+        lists["budgets"] = common.number_list(args.attack_budget, "--attack-budget")
+    if args.attack_radius is not None:
+        lists["radii"] = common.number_list(args.attack_radius, "--attack-radius")
+    attacks = [a.strip() for a in args.attack.split(",") if a.strip()]
+    return AttackSweep(attacks=attacks, examples=args.attack_examples, **lists)
 
 
 def config_from(args: argparse.Namespace, **overrides):

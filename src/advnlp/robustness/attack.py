@@ -25,7 +25,13 @@ from .transformations import TRANSFORMATIONS, Transformation, make
 from .victim import Example, Victim, load_victim
 
 ATTACKS = (*TRANSFORMATIONS, "embedding")
-DEFAULT_RADII = (0.0, 0.05, 0.1, 0.2, 0.4)
+# Defaults of the attack settings, shared by the library, `advnlp attack` and `compare --attack`.
+BUDGET = 0.1  # share of the units an attack may edit
+RADIUS = 0.1  # embedding attack: L2 radius relative to the input's embedding norm
+DEFAULT_RADII = (0.0, 0.05, 0.1, 0.2, 0.4)  # advnlp attack's curve
+MAX_QUERIES = 1000  # model queries per example
+MAX_CANDIDATES = 20  # candidate edits per position
+STEPS = 10  # embedding attack: PGD steps
 
 
 @dataclass
@@ -73,11 +79,11 @@ class Report:
 
 def check_settings(
     attacks: Sequence[str],
-    budgets: Sequence[float] = (0.1,),
+    budgets: Sequence[float] = (BUDGET,),
     radii: Sequence[float] = DEFAULT_RADII,
-    max_queries: int = 1000,
-    max_candidates: int = 20,
-    steps: int = 10,
+    max_queries: int = MAX_QUERIES,
+    max_candidates: int = MAX_CANDIDATES,
+    steps: int = STEPS,
     *,
     prefix: str = "--",
 ) -> None:
@@ -131,11 +137,11 @@ def attack(
     examples: list[Example],
     name: str,
     *,
-    budget: float = 0.1,
-    radius: float = 0.1,
-    max_queries: int = 1000,
-    max_candidates: int = 20,
-    steps: int = 10,
+    budget: float = BUDGET,
+    radius: float = RADIUS,
+    max_queries: int = MAX_QUERIES,
+    max_candidates: int = MAX_CANDIDATES,
+    steps: int = STEPS,
     seed: int = 0,
     progress: bool = False,
     transformation: Transformation | None = None,
@@ -189,11 +195,11 @@ def attack_all(
     examples: list[Example],
     attacks: Sequence[str],
     *,
-    budgets: Sequence[float] = (0.1,),
+    budgets: Sequence[float] = (BUDGET,),
     radii: Sequence[float] = DEFAULT_RADII,
-    max_queries: int = 1000,
-    max_candidates: int = 20,
-    steps: int = 10,
+    max_queries: int = MAX_QUERIES,
+    max_candidates: int = MAX_CANDIDATES,
+    steps: int = STEPS,
     seed: int = 0,
     progress: bool = False,
 ) -> Report:
@@ -210,7 +216,7 @@ def attack_all(
                     victim,
                     examples,
                     name,
-                    budget=value if name != "embedding" else 0.1,
+                    budget=value if name != "embedding" else BUDGET,
                     radius=value if name == "embedding" else 0.0,
                     max_queries=max_queries,
                     max_candidates=max_candidates,

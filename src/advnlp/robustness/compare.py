@@ -28,11 +28,20 @@ from ..experiment.results import RunResult
 from ..experiment.stats import BASELINE, as_result, group_runs, mcnemar
 from ..experiment.stats import mean_std as _mean_std
 from ..experiment.stats import paired_t_p as _paired_t_p
-from .attack import DEFAULT_RADII, attack_run, check_language, check_settings
+from .attack import (
+    BUDGET,
+    MAX_CANDIDATES,
+    MAX_QUERIES,
+    STEPS,
+    attack_run,
+    check_language,
+    check_settings,
+)
 from .transformations import make
 from .victim import Example
 
 FOLDER = "attack"  # inside each run folder
+RADII = (0.05, 0.1, 0.2)  # compare's default radii: the informative part of the curve
 Setting = tuple[str, float]  # (attack, budget) or ("embedding", radius)
 
 HEADER = (
@@ -66,11 +75,11 @@ class AttackSweep:
 
     attacks: list[str]
     examples: int | None = None
-    budgets: list[float] = field(default_factory=lambda: [0.1])
-    radii: list[float] = field(default_factory=lambda: list(DEFAULT_RADII))
-    max_queries: int = 1000
-    max_candidates: int = 20
-    steps: int = 10
+    budgets: list[float] = field(default_factory=lambda: [BUDGET])
+    radii: list[float] = field(default_factory=lambda: list(RADII))
+    max_queries: int = MAX_QUERIES
+    max_candidates: int = MAX_CANDIDATES
+    steps: int = STEPS
     seed: int = 0  # draws the sample (and typos): one for every run, so runs stay paired
 
     def settings(self) -> list[Setting]:
