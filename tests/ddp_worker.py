@@ -21,7 +21,8 @@ from tests.models import PAD, SETTINGS, label, noiseless, tiny_bert, variants  #
 
 # (id, method, kwargs, what advnlp is given: the DDP wrapper or the inner module), from the
 # registry: every switch and choice of every method given the wrapper, and each method's small
-# setting given the inner module (no no_sync possible: every pass that reaches .grad reduces).
+# setting given the inner module with data_parallel_group= the world (no no_sync possible:
+# every pass that reaches .grad reduces).
 # Methods that draw noise run noiseless: each rank draws its own (tests/models.py, NOISE).
 CASES = [
     (label(name, kwargs), name, noiseless(name, kwargs), "wrapper")
@@ -30,6 +31,13 @@ CASES = [
 ] + [
     (f"{name}-inner", name, noiseless(name, SETTINGS[name]), "inner")
     for name in advnlp.method_names()
+]
+# A model with no data-parallel group advnlp can see (plain, or given a group of this rank
+# alone) is a single process on its local half batch, whatever the job's world size.
+LOCAL_CASES = [
+    (f"{label(name, kwargs)}-{given}", name, kwargs, given)
+    for name, kwargs in (("gp", {"epsilon": 1.0}), ("fgm", {"epsilon": 0.5, "scope": "token"}))
+    for given in ("plain", "own-group")
 ]
 GLOBAL_BATCH = 4
 
@@ -44,14 +52,20 @@ def main(out: Path) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     shard = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
-    gathers = {"all_gather": 0}
-    all_gather = dist.all_gather
+    gathers = {"all_gather": 0, "collective_all_reduce": 0}
+    all_gather, all_reduce = dist.all_gather, dist.all_reduce
 
     def counting_all_gather(*args, **kwargs):
         gathers["all_gather"] += 1
         return all_gather(*args, **kwargs)
 
-    dist.all_gather = counting_all_gather
+    def counting_all_reduce(*args, **kwargs):  # DDP's own reductions go through its comm hook
+        gathers["collective_all_reduce"] += 1
+        return all_reduce(*args, **kwargs)
+
+    dist.all_gather, dist.all_reduce = counting_all_gather, counting_all_reduce
+    # new_group is collective: every rank makes every rank's own group
+    own_group = [dist.new_group([r]) for r in range(world)][rank]
     results = {}
     for name, method, kwargs, given in CASES:
         case = tiny_bert(torch.float64)
@@ -61,8 +75,13 @@ def main(out: Path) -> None:
         ids = case.ids[shard]
         mask = (ids != PAD).long()
         labels = (torch.arange(GLOBAL_BATCH) % 3)[shard]
-        gathers["all_gather"] = 0
-        adv = advnlp.build(method, ddp if given == "wrapper" else case.model, **kwargs)
+        gathers["all_gather"] = gathers["collective_all_reduce"] = 0
+        if given == "wrapper":
+            adv = advnlp.build(method, ddp, **kwargs)
+        elif not advnlp.registry.resolve(method).perturbs:  # the baseline takes no group
+            adv = advnlp.build(method, case.model, **kwargs)
+        else:
+            adv = advnlp.build(method, case.model, data_parallel_group=dist.group.WORLD, **kwargs)
         torch.manual_seed(123)
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
         loss = adv.backward(lambda ddp=ddp, batch=batch: ddp(**batch).loss)
@@ -72,6 +91,19 @@ def main(out: Path) -> None:
             **comm,
             **gathers,
         }
+    for name, method, kwargs, given in LOCAL_CASES:
+        case = tiny_bert(torch.float64)
+        batch = {
+            "input_ids": case.ids[shard],
+            "attention_mask": (case.ids[shard] != PAD).long(),
+            "labels": (torch.arange(GLOBAL_BATCH) % 3)[shard],
+        }
+        group = own_group if given == "own-group" else None
+        gathers["all_gather"] = gathers["collective_all_reduce"] = 0
+        adv = advnlp.build(method, case.model, data_parallel_group=group, **kwargs)
+        adv.backward(lambda model=case.model, batch=batch: model(**batch).loss)
+        grads = {n: p.grad.detach().clone() for n, p in case.model.named_parameters()}
+        results[name] = {"grads": grads, "batch": batch, **gathers}
     torch.save(results, out / f"rank{rank}.pt")
     dist.destroy_process_group()
 

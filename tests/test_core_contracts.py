@@ -232,7 +232,7 @@ def test_build_takes_target_and_scaler_except_for_the_baseline():
     with pytest.raises(
         advnlp.ConfigError,
         match=r"does not take 'alpha', 'steps'; it takes: "
-        r"adversarial_only, epsilon, epsilon_unit, scaler, scope, target$",
+        r"adversarial_only, data_parallel_group, epsilon, epsilon_unit, scaler, scope, target$",
     ):
         advnlp.registry.build("fgm", model, steps=2, alpha=0.1)
 
@@ -695,7 +695,7 @@ def _rank(folder, rank: int, work, args) -> None:
 
 
 def _gathered(rank: int) -> list:
-    return advnlp.distributed._gather(torch.tensor([rank, 10 + rank]))
+    return advnlp.distributed._gather(torch.tensor([rank, 10 + rank]), dist.group.WORLD)
 
 
 def test_gather_collects_every_rank_in_rank_order(tmp_path):
@@ -703,7 +703,8 @@ def test_gather_collects_every_rank_in_rank_order(tmp_path):
     store = dist.FileStore(str(tmp_path / "alone"), 1)
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     try:
-        assert [t.tolist() for t in advnlp.distributed._gather(torch.tensor([4, 2]))] == [[4, 2]]
+        alone = advnlp.distributed._gather(torch.tensor([4, 2]), dist.group.WORLD)
+        assert [t.tolist() for t in alone] == [[4, 2]]
     finally:
         dist.destroy_process_group()
     expected = [torch.tensor([0, 10]), torch.tensor([1, 11])]
@@ -723,14 +724,14 @@ ROWS = {  # rank -> (sorted distinct ids of its batch, their gradient rows): 4 r
 
 def _summed_rows(rank: int) -> dict:
     keys, rows = ROWS[rank]
-    token = sum_rows_across_ranks(Perturbation("token", [rows], keys))
+    token = sum_rows_across_ranks(Perturbation("token", [rows], keys), dist.group.WORLD)
     example = Perturbation("example", [rows])
     return {
         "keys": token.keys,
         "rows": token.parts[0],
         "scope": token.scope,
-        "example_untouched": sum_rows_across_ranks(example) is example,
-        "world_size": advnlp.distributed.world_size(),
+        "example_untouched": sum_rows_across_ranks(example, dist.group.WORLD) is example,
+        "world_size": advnlp.distributed.group_size(dist.group.WORLD),
     }
 
 
@@ -738,7 +739,7 @@ def test_token_rows_are_summed_over_ranks_by_token_id(tmp_path):
     """Each rank holds the rows of its own batch's tokens; all get the global batch's rows."""
     keys, rows = ROWS[0]
     alone = Perturbation("token", [rows], keys)
-    assert sum_rows_across_ranks(alone) is alone  # not distributed: nothing to exchange
+    assert sum_rows_across_ranks(alone, None) is alone  # no group: nothing to exchange
     for result in _run_ranks(tmp_path, _summed_rows):
         assert result["world_size"] == 2
         # the ids' dtype is kept (int32 here), and padding slots never become ids
@@ -754,14 +755,14 @@ def _local_penalty(rank: int) -> float:
     case = plain_lstm(torch.float64)
     half = slice(2 * rank, 2 * rank + 2)
     labels = torch.arange(4)[half] % 3
-    adv = advnlp.GradientPenalty(case.model, epsilon=1.5)
+    adv = advnlp.GradientPenalty(case.model, epsilon=1.5, data_parallel_group=dist.group.WORLD)
     adv.backward(lambda: case.model(case.ids[half], labels))
     return float(adv.last_penalty)
 
 
 def test_gradient_penalty_of_two_ranks_averages_to_the_global_batch(tmp_path):
     """DDP averages the ranks' gradients, so the ranks' penalties must average to the penalty
-    of the global batch: each rank divides its own by world_size (see distributed.py)."""
+    of the global batch: each rank divides its own by its group's size (see distributed.py)."""
     case = plain_lstm(torch.float64)
     adv = advnlp.GradientPenalty(case.model, epsilon=1.5)
     adv.backward(case.closure)

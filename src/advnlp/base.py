@@ -28,7 +28,9 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.distributed import ProcessGroup
 
+from .distributed import data_parallel_group as find_data_parallel_group
 from .distributed import sum_rows_across_ranks
 from .embedding import find_embedding, unwrap
 from .errors import ClosureError, ConfigError
@@ -56,12 +58,16 @@ class AdversarialMethod:
     :meth:`backward` with the building blocks below. It is built from keyword arguments,
     ``FGM(model, epsilon=0.5)``, or from a config, ``FGM(model, config=FGMConfig(epsilon=0.5))``;
     either way the hyperparameters are then attributes too (``adv.epsilon``).
+
+    ``data_parallel_group=``: the process group whose ranks each hold a slice of one global
+    batch, for setups advnlp cannot see (default: the DDP wrapper's group; a plain model, even in
+    a multi-rank job, runs as a single process). Token scope and the gradient penalty use it.
     """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[Any]] = NoHyperparameters
     # False for a method that perturbs nothing (the baseline): it finds no embedding and takes
-    # neither target= nor scaler=.
+    # neither target=, scaler= nor data_parallel_group=.
     perturbs: ClassVar[bool] = True
     # "absolute" or "relative" (see perturbation.py); methods that take epsilon_unit set it.
     epsilon_unit: str = "absolute"
@@ -73,6 +79,7 @@ class AdversarialMethod:
         config: Any = None,
         target: str | None = None,
         scaler: torch.amp.GradScaler | None = None,
+        data_parallel_group: ProcessGroup | None = None,
         **hyperparameters: Any,
     ) -> None:
         self.config = self._config(config, args, hyperparameters)
@@ -80,9 +87,12 @@ class AdversarialMethod:
             setattr(self, item.name, getattr(self.config, item.name))
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if not self.perturbs and (target is not None or scaler is not None):
+        if not self.perturbs and (target, scaler, data_parallel_group) != (None, None, None):
             name = type(self).__name__
-            raise ConfigError(f"{name} perturbs no embedding: it takes neither target= nor scaler=")
+            raise ConfigError(
+                f"{name} perturbs no embedding: it takes neither target= nor scaler= "
+                "nor data_parallel_group="
+            )
         if not any(p.requires_grad for p in model.parameters()):
             raise ConfigError(
                 f"no parameter of {type(model).__name__} requires grad: nothing would be trained; "
@@ -90,6 +100,7 @@ class AdversarialMethod:
             )
         self.model = model
         self.scaler = scaler
+        self.data_parallel_group = find_data_parallel_group(model, data_parallel_group)
         self.embedding_name, self.embedding, self.padding_idx = None, None, None
         if self.perturbs:
             self.embedding_name, self.embedding = find_embedding(model, target)
@@ -206,7 +217,8 @@ class AdversarialMethod:
     ) -> Perturbation | None:
         """``length`` times the unit ascent direction; None (with a warning) if not finite."""
         gradient = run.gradient(scope, grads, self.padding_idx)
-        gradient = sum_rows_across_ranks(gradient)  # token scope under DDP: the global batch
+        # token scope under data parallelism: the global batch's rows
+        gradient = sum_rows_across_ranks(gradient, self.data_parallel_group)
         unit = self._unit(gradient, run)
         return ascent_step(gradient, length, unit, who=type(self).__name__, stacklevel=3)
 

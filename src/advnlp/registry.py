@@ -20,7 +20,7 @@ METHODS: dict[str, type[AdversarialMethod]] = {
 }
 ALIASES = {"baseline": "none", "plain": "none", "gradient_penalty": "gp", "gradientpenalty": "gp"}
 # What a method that perturbs an embedding takes besides its config: plumbing, not settings.
-PLUMBING = ("target", "scaler")
+PLUMBING = ("target", "scaler", "data_parallel_group")
 
 
 def method_names() -> list[str]:
@@ -62,7 +62,8 @@ def accepted(name: str, values: dict[str, Any]) -> dict[str, Any]:
 def build(name: str, model: nn.Module, **kwargs: Any) -> AdversarialMethod:
     """Make method ``name`` for ``model``: ``build("fgm", model, epsilon=0.5)``.
 
-    ``target`` and ``scaler`` are accepted by every method that perturbs an embedding.
+    ``target``, ``scaler`` and ``data_parallel_group`` are accepted by every method that
+    perturbs an embedding.
     Unknown keyword arguments are an error naming the ones the method takes.
     """
     cls = resolve(name)

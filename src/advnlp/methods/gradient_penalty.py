@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
-from ..distributed import world_size
+from ..distributed import group_size
 from ..errors import check_number
 from ..passes import penalty_term
 
@@ -67,9 +67,10 @@ class GradientPenalty(AdversarialMethod):
         with sdpa_kernel(SDPBackend.MATH), _explain_missing_double_backward():
             run = self._forward(closure)
             grads = self._input_gradients(run, create_graph=True)
-            # Under DDP each rank's local mean loss has world_size times the per-token gradient
-            # of the global mean loss: dividing keeps the global batch's penalty.
-            penalty = penalty_term(grads, self.epsilon, who="GradientPenalty") / world_size()
+            # Each data-parallel rank's local mean loss has group_size times the per-token
+            # gradient of the global mean loss: dividing keeps the global batch's penalty.
+            size = group_size(self.data_parallel_group)
+            penalty = penalty_term(grads, self.epsilon, who="GradientPenalty") / size
             self.last_penalty = penalty.detach()
             backward(run.loss + penalty.to(run.loss.dtype))
         return run.loss.detach()
