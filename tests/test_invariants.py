@@ -239,13 +239,15 @@ def _token_scope(name: str, kwargs: dict) -> bool:
 
 # Example scope adds up over micro-batches like the loss does (the gradient penalty only
 # because the closure returns loss / 2: see GradientPenalty's docstring); token scope, as
-# documented, takes ONE norm over the whole batch. Methods that draw noise run noiseless.
+# documented, takes ONE norm over the whole batch, and so does AWP (per weight tensor, from the
+# gradient accumulated in .grad). Methods that draw noise run noiseless.
+WHOLE_BATCH_NORM = {"awp"}
 LINEAR, NOT_LINEAR = (
     [
         pytest.param(name, noiseless(name, kwargs), id=label(name, kwargs))
         for name in advnlp.method_names()
         for kwargs in variants(name)
-        if _token_scope(name, kwargs) == token
+        if (_token_scope(name, kwargs) or name in WHOLE_BATCH_NORM) == token
     ]
     for token in (False, True)
 )

@@ -64,7 +64,9 @@ class AWPConfig:
         try:
             re.compile(self.param_regex)
         except re.error as error:
-            raise ConfigError(f"param_regex {self.param_regex!r} is not a regex: {error}") from None
+            raise ConfigError(
+                f"param_regex must be a regex, got {self.param_regex!r} ({error})"
+            ) from None
         if not isinstance(self.include_vectors, bool):
             raise ConfigError(
                 f"include_vectors must be True or False, got {self.include_vectors!r}"
@@ -87,6 +89,9 @@ class AWP(AdversarialMethod):
     ``adv_param="weight"``, which also takes an LSTM's ``weight_ih_l0``) with 2+ dimensions
     unless ``include_vectors`` (the recipe also perturbs LayerNorm weights; matrices only is
     the deliberate default). The token embedding, being a weight matrix, is among them.
+    g is what ``.grad`` holds after the clean pass: with gradient accumulation, everything
+    accumulated since the last ``zero_grad`` (as in the recipe), so micro-batches do not add
+    up to the full batch's step.
 
     Deviations from the recipe, which these notebooks copy (e.g. Kaggle's Feedback Prize
     ``class AWP``): the restore copies values into the same tensors instead of rebinding
