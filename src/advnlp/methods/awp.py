@@ -169,13 +169,16 @@ class AWP(AdversarialMethod):
         for _, param in self.chosen:
             if param.grad is None:
                 continue
-            grad_norm = param.grad.norm()
+            # float32 at least: ||w|| / ||g|| overflows half precision when g is small
+            work = torch.promote_types(param.dtype, torch.float32)
+            grad = param.grad.to(work)
+            grad_norm = grad.norm()
             if not torch.isfinite(grad_norm) or grad_norm == 0:
                 continue
             original = param.detach().clone()
-            step = param.grad * (self.adv_lr * original.norm() / grad_norm)
-            bound = original.abs() * self.adv_eps
-            param.add_(torch.clamp(step.to(param.dtype), -bound, bound))
+            step = grad * (self.adv_lr * original.to(work).norm() / grad_norm)
+            bound = original.to(work).abs() * self.adv_eps
+            param.add_(torch.clamp(step, -bound, bound).to(param.dtype))
             backup.append((param, original))
         return backup
 
