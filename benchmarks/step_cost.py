@@ -161,6 +161,7 @@ METHODS = {
     "neftune": lambda m: advnlp.NEFTune(m, 5.0),
     "r3f": lambda m: advnlp.R3F(m, 1e-5, 1.0),
     "fgm_free": lambda m: advnlp.FreeFGM(m, 0.5),
+    "awp": lambda m: advnlp.AWP(m),
 }
 
 

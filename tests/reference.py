@@ -184,3 +184,46 @@ def relative_unit(case: Case, scope: str) -> Tensor:
             return norms.pow(2).mean().sqrt()
         e = case.lookup() * case.mask()
         return e.flatten(1).norm(dim=1).view(-1, 1, 1)
+
+
+def awp(
+    case: Case,
+    adv_lr: float,
+    adv_eps: float,
+    start_step: int,
+    param_regex: str,
+    include_vectors: bool,
+) -> Tensor:
+    """Wu et al. 2020 as the Kaggle recipe writes it: w + adv_lr * g/||g|| * ||w|| clamped to
+    [w - adv_eps|w|, w + adv_eps|w|] per chosen tensor, the weights swapped in by rebinding
+    ``.data`` (not advnlp's copy), the two passes' gradients summed. A first call: plain if
+    ``start_step`` > 0."""
+    import re
+
+    params = [p for p in case.model.parameters() if p.requires_grad]
+    loss = case.closure()
+    clean = torch.autograd.grad(loss, params, allow_unused=True)
+    total = {p: g for p, g in zip(params, clean, strict=True)}
+    if start_step == 0 and adv_lr > 0 and adv_eps > 0:
+        saved = {}
+        for name, p in case.model.named_parameters():
+            g = total.get(p)
+            if g is None or re.search(param_regex, name) is None:
+                continue
+            if p.dim() < 2 and not include_vectors or g.norm() == 0:
+                continue
+            w = p.data
+            moved = w + adv_lr * g / g.norm() * w.norm()
+            bound = adv_eps * w.abs()
+            saved[p] = w
+            p.data = torch.min(torch.max(moved, w - bound), w + bound)
+        adversarial = torch.autograd.grad(case.closure(), params, allow_unused=True)
+        for p, w in saved.items():
+            p.data = w
+        for p, g in zip(params, adversarial, strict=True):
+            if g is not None:
+                total[p] = g if total[p] is None else total[p] + g
+    for p, g in total.items():
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad + g
+    return loss

@@ -110,6 +110,8 @@ def test_baseline_keeps_the_model_and_names_a_wrong_one():
         ("r3f", {}, 2, 1),
         ("r3f", {"epsilon": 0.0}, 1, 1),
         ("fgm_free", {}, 1, 1),
+        ("awp", {}, 2, 2),
+        ("awp", {"start_step": 1}, 1, 1),  # its first call is plain
     ],
 )
 def test_passes_per_step_are_the_documented_ones(name, kwargs, forwards, backwards):
@@ -142,6 +144,7 @@ def test_names_resolve_whatever_their_case_spacing_and_dashes():
         "neftune",
         "r3f",
         "fgm_free",
+        "awp",
     ]
     assert resolve(" Gradient-Penalty ") is advnlp.GradientPenalty
     assert resolve("PLAIN") is resolve("baseline") is advnlp.Baseline
@@ -175,6 +178,13 @@ DEFAULTS = {
     "neftune": {"alpha": 5.0},
     "r3f": {"epsilon": 1e-5, "kl_weight": 1.0, "noise": "uniform"},
     "fgm_free": {"epsilon": 1.0},
+    "awp": {
+        "adv_lr": 1.0,
+        "adv_eps": 0.01,
+        "start_step": 0,
+        "param_regex": "weight",
+        "include_vectors": False,
+    },
 }
 
 
@@ -192,6 +202,11 @@ BAD_VALUES = {
     "steps": 0,
     "scope": "x",
     "epsilon_unit": "percent",
+    "adv_lr": -1.0,
+    "adv_eps": float("nan"),
+    "start_step": -1,
+    "param_regex": "(",
+    "include_vectors": "yes",
 }
 
 
@@ -209,7 +224,7 @@ def test_a_bad_value_is_reported_under_its_own_name(name, argument):
         advnlp.build(name, plain_lstm().model, **{argument: BAD_VALUES[argument]})
 
 
-@pytest.mark.parametrize("name", [n for n in DEFAULTS if n != "none"])
+@pytest.mark.parametrize("name", [n for n in DEFAULTS if advnlp.METHODS[n].perturbs])
 def test_every_method_passes_target_and_scaler_on(name):
     """'positions' is an embedding the automatic choice never takes: only target= picks it."""
     scaler = torch.amp.GradScaler("cpu", enabled=False)

@@ -54,7 +54,9 @@ def test_ddp_communication(ranks, name, method, kwargs, given):
     stats = ranks[0][name]
     _, _, passes_with_grads = _single_process(method, kwargs)
     if given == "wrapper":
-        assert stats["all_reduce"] == 1, stats  # delta-building passes ran under no_sync
+        # delta-building passes ran under no_sync; AWP's clean pass is reduced on purpose (every
+        # rank perturbs its weights by the same global gradient)
+        assert stats["all_reduce"] == (2 if method == "awp" else 1), stats
     else:
         # the inner module: no no_sync possible, every pass that reaches .grad all-reduces
         assert stats["all_reduce"] == passes_with_grads, stats

@@ -34,6 +34,8 @@ DRAWS = {
     "alpha": st.floats(0, 1),
     "steps": st.integers(1, 3),
     "init_magnitude": st.floats(0, 1),
+    "adv_lr": st.floats(0, 2),
+    "adv_eps": st.floats(0, 0.5),
 }
 
 
@@ -65,7 +67,12 @@ def batches(draw, min_length=1):
     return ids
 
 
-PERTURBING = [name for name in advnlp.method_names() if advnlp.registry.resolve(name).perturbs]
+# AWP perturbs weights, not the embedding output: the bit-identical check matters most for it.
+PERTURBING = [
+    name
+    for name in advnlp.method_names()
+    if advnlp.registry.resolve(name).perturbs or name == "awp"
+]
 OTHERS = [name for name in advnlp.method_names() if name not in PERTURBING]
 
 
@@ -159,7 +166,8 @@ def test_epsilon_zero_adversarial_only_gives_plain_gradients_exactly(make, name,
 
 
 # The gradient penalty runs one pass and moves no input: nothing to see here.
-@pytest.mark.parametrize("method", [name for name in PERTURBING if name != "gp"])
+# AWP perturbs the weight matrix itself (tied head included, by design): not an input method.
+@pytest.mark.parametrize("method", [name for name in PERTURBING if name not in ("gp", "awp")])
 def test_tied_output_head_is_never_perturbed(method):
     """BertForMaskedLM ties the decoder to the word embeddings: the decoder must read the
     unperturbed matrix in every pass, while the encoder input is perturbed."""
@@ -239,13 +247,15 @@ def _token_scope(name: str, kwargs: dict) -> bool:
 
 # Example scope adds up over micro-batches like the loss does (the gradient penalty only
 # because the closure returns loss / 2: see GradientPenalty's docstring); token scope, as
-# documented, takes ONE norm over the whole batch. Methods that draw noise run noiseless.
+# documented, takes ONE norm over the whole batch, and so does AWP (per weight tensor, from the
+# gradient accumulated in .grad). Methods that draw noise run noiseless.
+WHOLE_BATCH_NORM = {"awp"}
 LINEAR, NOT_LINEAR = (
     [
         pytest.param(name, noiseless(name, kwargs), id=label(name, kwargs))
         for name in advnlp.method_names()
         for kwargs in variants(name)
-        if _token_scope(name, kwargs) == token
+        if (_token_scope(name, kwargs) or name in WHOLE_BATCH_NORM) == token
     ]
     for token in (False, True)
 )

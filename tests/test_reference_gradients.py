@@ -47,6 +47,7 @@ REFERENCE = {
     "r3f": lambda c, epsilon, kl_weight, noise: reference.r3f(c, epsilon, kl_weight, noise),
     # a first step, from an empty cache: plain (tests/test_fgm_free.py checks the second)
     "fgm_free": lambda c, epsilon: reference.none(c),
+    "awp": reference.awp,
 }
 # Every switch and choice of each method (tests/models.py), and its defaults (FreeLB's
 # random start included: both sides draw it from the same seed).

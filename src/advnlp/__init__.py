@@ -11,9 +11,11 @@ from .base import AdversarialMethod
 from .embedding import find_embedding
 from .errors import ClosureError, ConfigError, EmbeddingNotFoundError
 from .methods import (
+    AWP,
     FGM,
     PGD,
     R3F,
+    AWPConfig,
     Baseline,
     BaselineConfig,
     FGMConfig,
@@ -33,6 +35,8 @@ from .registry import METHODS, build, hyperparameters, method_names
 __version__ = "0.1.0"
 
 __all__ = [
+    "AWP",
+    "AWPConfig",
     "AdversarialMethod",
     "Baseline",
     "BaselineConfig",

@@ -1,6 +1,7 @@
 """One file per method: a subclass of :class:`advnlp.base.AdversarialMethod` and the dataclass
 of its hyperparameters (its ``config_class``)."""
 
+from .awp import AWP, AWPConfig
 from .baseline import Baseline, BaselineConfig
 from .fgm import FGM, FGMConfig
 from .fgm_free import FreeFGM, FreeFGMConfig
@@ -11,6 +12,8 @@ from .pgd import PGD, PGDConfig
 from .r3f import R3F, R3FConfig
 
 __all__ = [
+    "AWP",
+    "AWPConfig",
     "Baseline",
     "BaselineConfig",
     "FGM",
