@@ -71,16 +71,17 @@ def test_ddp_communication(ranks, name, method, kwargs, given):
     ("name", "method", "kwargs", "given"), LOCAL_CASES, ids=[c[0] for c in LOCAL_CASES]
 )
 def test_no_data_parallel_group_is_a_single_process(ranks, name, method, kwargs, given):
-    """A plain model in a 2-rank job (or one given a group of its own rank only) gets exactly
-    the single-process gradients of its local batch (the penalty was halved before: relative
-    difference 0.29), and issues no collective."""
+    """A plain model in a 2-rank job (or one given a group of its own rank only) gets the
+    single-process gradients of its local batch to float64 rounding (thread counts differ
+    between the workers and this process; the halved penalty of before differed by ~0.2
+    relative), and issues no collective."""
     for rank in ranks:
         stats = rank[name]
         case = tiny_bert(torch.float64)
         adv = advnlp.build(method, case.model, **kwargs)
         adv.backward(lambda model=case.model, batch=stats["batch"]: model(**batch).loss)
         for param, value in case.model.named_parameters():
-            torch.testing.assert_close(stats["grads"][param], value.grad, rtol=0, atol=0)
+            torch.testing.assert_close(stats["grads"][param], value.grad, rtol=1e-12, atol=1e-15)
         assert stats["all_gather"] == stats["collective_all_reduce"] == 0, stats
 
 
