@@ -12,7 +12,7 @@ export PYTHONPATH=/work/main/src
 # the default (spinning) made a 2-thread step cost 4.5 CPU s and 14 s wall instead of 0.7 and
 # 1.7 (experiments/tnews_e5/PLAN.md, "Threads under load").
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-SCRIPTS=${SCRIPTS:-/work/wt/sweep/experiments}
+SCRIPTS=${SCRIPTS:-/work/main/experiments}
 echo "== $(date -u +%FT%TZ) drive.sh pid $$, main at $(git -C /work/main rev-parse --short HEAD), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 # Run copies, so that editing or checking out the scripts while a sweep runs cannot change it.
 COPY=/work/sweeps/scripts
