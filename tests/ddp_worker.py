@@ -17,21 +17,22 @@ from torch.nn.parallel import DistributedDataParallel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import advnlp  # noqa: E402
-from tests.models import PAD, SETTINGS, label, noiseless, tiny_bert, variants  # noqa: E402
+from tests.models import HIDDEN, PAD, SETTINGS, label, tiny_bert, variants  # noqa: E402
 
 # (id, method, kwargs, what advnlp is given: the DDP wrapper or the inner module), from the
 # registry: every switch and choice of every method given the wrapper, and each method's small
 # setting given the inner module with data_parallel_group= the world (no no_sync possible:
 # every pass that reaches .grad reduces).
-# Methods that draw noise run noiseless: each rank draws its own (tests/models.py, NOISE).
+# Methods that draw noise draw it on: each rank first skips the draws of the ranks before it
+# (skip_draws), so the ranks' noise is the single process's noise on the global batch.
 CASES = [
-    (label(name, kwargs), name, noiseless(name, kwargs), "wrapper")
+    (label(name, kwargs), name, kwargs, "wrapper")
     for name in advnlp.method_names()
     for kwargs in variants(name)
-] + [
-    (f"{name}-inner", name, noiseless(name, SETTINGS[name]), "inner")
-    for name in advnlp.method_names()
-]
+] + [(f"{name}-inner", name, SETTINGS[name], "inner") for name in advnlp.method_names()]
+# Calls of backward per case: FreeFGM's first call, from an empty cache, is plain; its second
+# is perturbed by the rows the first cached (summed over the ranks: the global batch's).
+STEPS = {"fgm_free": 2}
 # A model with no data-parallel group advnlp can see (plain, or given a group of this rank
 # alone) is a single process on its local half batch, whatever the job's world size.
 LOCAL_CASES = [
@@ -40,6 +41,14 @@ LOCAL_CASES = [
     for given in ("plain", "own-group")
 ]
 GLOBAL_BATCH = 4
+
+
+def skip_draws(rank: int, world: int, ids: torch.Tensor) -> None:
+    """Draw what the ranks before ``rank`` draw for their rows of the global batch (one float64
+    per embedding-output coordinate; torch's CPU generator fills a tensor in order), so that
+    noise drawn now is the single process's noise for this rank's rows."""
+    rows = rank * GLOBAL_BATCH // world
+    torch.empty(rows * ids.shape[1] * HIDDEN, dtype=torch.float64).uniform_()
 
 
 def count_all_reduce(state: dict, bucket):
@@ -75,16 +84,20 @@ def main(out: Path) -> None:
         ids = case.ids[shard]
         mask = (ids != PAD).long()
         labels = (torch.arange(GLOBAL_BATCH) % 3)[shard]
-        gathers["all_gather"] = gathers["collective_all_reduce"] = 0
         if given == "wrapper":
             adv = advnlp.build(method, ddp, **kwargs)
         elif not advnlp.registry.resolve(method).perturbs:  # the baseline takes no group
             adv = advnlp.build(method, case.model, **kwargs)
         else:
             adv = advnlp.build(method, case.model, data_parallel_group=dist.group.WORLD, **kwargs)
-        torch.manual_seed(123)
         batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-        loss = adv.backward(lambda ddp=ddp, batch=batch: ddp(**batch).loss)
+        for step in range(STEPS.get(method, 1)):
+            ddp.zero_grad(set_to_none=True)
+            comm["all_reduce"] = comm["bytes"] = 0  # what the last step communicated
+            gathers["all_gather"] = gathers["collective_all_reduce"] = 0
+            torch.manual_seed(123 + step)
+            skip_draws(rank, world, ids)
+            loss = adv.backward(lambda ddp=ddp, batch=batch: ddp(**batch).loss)
         results[name] = {
             "grads": {n: p.grad.detach().clone() for n, p in case.model.named_parameters()},
             "loss": loss,

@@ -25,8 +25,15 @@ SETTINGS = {name: registry.accepted(name, SMALL) for name in registry.method_nam
 # steps), and the hyperparameter that sizes that part: a batch split over micro-batches or DDP
 # ranks draws other noise than the whole batch, and FreeFGM's second call sees the first's
 # cache, so the tests that compare the two run these methods without it (their full steps are
-# checked elsewhere).
-NOISE = {"neftune": "alpha", "r3f": "epsilon", "fgm_free": "epsilon"}
+# checked elsewhere: tests/test_smart.py, test_r3f.py, test_fgm_free.py, the DDP worker).
+# SMART and VAT draw a random start: at epsilon 0 they take a plain step.
+NOISE = {
+    "neftune": "alpha",
+    "r3f": "epsilon",
+    "fgm_free": "epsilon",
+    "smart": "epsilon",
+    "vat": "epsilon",
+}
 
 
 def noiseless(name: str, settings: dict) -> dict:

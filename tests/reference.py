@@ -227,3 +227,55 @@ def awp(
         if g is not None:
             p.grad = g if p.grad is None else p.grad + g
     return loss
+
+
+def smart(
+    case: Case,
+    epsilon: float,
+    alpha: float,
+    steps: int,
+    init_std: float,
+    kl_weight: float,
+    symmetric: bool = True,
+) -> Tensor:
+    """Jiang et al. 2020, Algorithm 1's inner loop with per-example L2 norms over the
+    non-padding positions and a real projection: delta_0 ~ N(0, init_std^2) (masked, drawn in
+    one call of the output's shape after the clean pass, then projected), K steps
+    delta <- Proj(delta + alpha * g / ||g||) (no floor: the exact unit vector) with g the
+    gradient of D at the clean prediction fixed, and loss + kl_weight * D(clean, perturbed at
+    delta_K). D: the symmetric KL
+    (SMART), or KL(stop-gradient clean || perturbed) (VAT, ``symmetric=False``), summed and
+    divided by the batch size. Plain in eval mode, at epsilon 0 or at kl_weight 0."""
+    logits = []
+
+    def divergence(clean: Tensor, perturbed: Tensor) -> Tensor:
+        log_p, log_q = F.log_softmax(clean, dim=-1), F.log_softmax(perturbed, dim=-1)
+        if symmetric:
+            both = F.kl_div(log_q, log_p, log_target=True, reduction="sum")
+            both = both + F.kl_div(log_p, log_q, log_target=True, reduction="sum")
+        else:
+            both = F.kl_div(log_q, log_p.detach(), log_target=True, reduction="sum")
+        return both / clean.shape[0]
+
+    handle = case.head.register_forward_hook(lambda m, args, out: logits.append(out))
+    try:
+        e = case.lookup()
+        loss = case.loss_from_embeds(e)
+        if epsilon == 0 or kl_weight == 0 or not case.model.training:
+            loss.backward()
+            return loss
+        clean, mask = logits[0], case.mask()
+        delta = _project_examples(torch.empty_like(e).normal_(0, init_std) * mask, epsilon)
+        for _ in range(steps):
+            d = delta.clone().requires_grad_()
+            case.loss_from_embeds(case.lookup() + d)
+            (g,) = torch.autograd.grad(divergence(clean.detach(), logits[-1]), d)
+            g = g * mask
+            unit = g / g.flatten(1).norm(dim=1).view(-1, 1, 1)  # the exact unit direction
+            delta = _project_examples(delta + alpha * unit, epsilon)
+        case.loss_from_embeds(case.lookup() + delta)
+        regulariser = divergence(clean, logits[-1])
+    finally:
+        handle.remove()
+    (loss + kl_weight * regulariser).backward()
+    return loss

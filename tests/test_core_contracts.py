@@ -112,6 +112,13 @@ def test_baseline_keeps_the_model_and_names_a_wrong_one():
         ("fgm_free", {}, 1, 1),
         ("awp", {}, 2, 2),
         ("awp", {"start_step": 1}, 1, 1),  # its first call is plain
+        ("smart", {}, 3, 1),  # clean, one ascent pass (autograd.grad only), adversarial
+        ("smart", {"steps": 3}, 5, 1),
+        ("smart", {"epsilon": 0.0}, 1, 1),
+        ("smart", {"kl_weight": 0.0}, 1, 1),
+        ("vat", {}, 3, 1),
+        ("vat", {"steps": 2}, 4, 1),
+        ("vat", {"epsilon": 0.0}, 1, 1),
     ],
 )
 def test_passes_per_step_are_the_documented_ones(name, kwargs, forwards, backwards):
@@ -145,6 +152,8 @@ def test_names_resolve_whatever_their_case_spacing_and_dashes():
         "r3f",
         "fgm_free",
         "awp",
+        "smart",
+        "vat",
     ]
     assert resolve(" Gradient-Penalty ") is advnlp.GradientPenalty
     assert resolve("PLAIN") is resolve("baseline") is advnlp.Baseline
@@ -185,6 +194,8 @@ DEFAULTS = {
         "param_regex": "weight",
         "include_vectors": False,
     },
+    "smart": {"epsilon": 1.0, "alpha": 1.0, "steps": 1, "init_std": 1e-5, "kl_weight": 1.0},
+    "vat": {"epsilon": 1.0, "alpha": 1.0, "steps": 1, "init_std": 1e-6, "kl_weight": 1.0},
 }
 
 
@@ -207,6 +218,9 @@ BAD_VALUES = {
     "start_step": -1,
     "param_regex": "(",
     "include_vectors": "yes",
+    "init_std": -1.0,
+    "kl_weight": float("inf"),
+    "noise": "gaussian",
 }
 
 

@@ -11,9 +11,9 @@ import torch
 
 import advnlp
 
-from .ddp_worker import CASES, GLOBAL_BATCH, LOCAL_CASES
+from .ddp_worker import CASES, GLOBAL_BATCH, LOCAL_CASES, STEPS
 from .launch import torchrun
-from .models import tiny_bert
+from .models import NOISE, SETTINGS, noiseless, tiny_bert, zero
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
@@ -27,12 +27,15 @@ def ranks(tmp_path_factory):
 
 
 def _single_process(method, kwargs):
-    """Gradients, loss and the number of backward passes (those that reach .grad)."""
+    """Gradients, loss and the number of backward passes (those that reach .grad) of the last
+    step, each step seeded as in the worker (methods that draw noise draw it on)."""
     case = tiny_bert(torch.float64)
     adv = advnlp.build(method, case.model, **kwargs)
-    passes = []
-    torch.manual_seed(123)
-    loss = adv.backward(case.closure, backward=lambda loss: passes.append(loss.backward()))
+    for step in range(STEPS.get(method, 1)):
+        zero(case.model)
+        passes = []
+        torch.manual_seed(123 + step)
+        loss = adv.backward(case.closure, backward=lambda loss: passes.append(loss.backward()))
     assert len(case.ids) == GLOBAL_BATCH
     return {n: p.grad for n, p in case.model.named_parameters()}, loss, len(passes)
 
@@ -47,6 +50,16 @@ def test_ddp_gradients_equal_single_process(ranks, name, method, kwargs, given):
         grads = rank[name]["grads"]
         for param, value in expected.items():
             torch.testing.assert_close(grads[param], value, rtol=1e-5, atol=1e-6, msg=param)
+
+
+@pytest.mark.parametrize("method", sorted(NOISE))
+def test_the_noise_is_on_in_the_ddp_cases(ranks, method):
+    """The cases above run the methods that draw noise (or, FreeFGM, use rows cached by an
+    earlier step) with it: each rank's step differs from the noiseless one."""
+    noiseless_grads, _, _ = _single_process(method, noiseless(method, SETTINGS[method]))
+    for rank in ranks:
+        grads = rank[f"{method}-inner"]["grads"]
+        assert any(not torch.allclose(grads[n], v) for n, v in noiseless_grads.items()), method
 
 
 @pytest.mark.parametrize(("name", "method", "kwargs", "given"), CASES, ids=[c[0] for c in CASES])

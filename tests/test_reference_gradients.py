@@ -48,6 +48,8 @@ REFERENCE = {
     # a first step, from an empty cache: plain (tests/test_fgm_free.py checks the second)
     "fgm_free": lambda c, epsilon: reference.none(c),
     "awp": reference.awp,
+    "smart": reference.smart,
+    "vat": lambda c, **kwargs: reference.smart(c, **kwargs, symmetric=False),
 }
 # Every switch and choice of each method (tests/models.py), and its defaults (FreeLB's
 # random start included: both sides draw it from the same seed).

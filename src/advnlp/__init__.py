@@ -15,6 +15,8 @@ from .methods import (
     FGM,
     PGD,
     R3F,
+    SMART,
+    VAT,
     AWPConfig,
     Baseline,
     BaselineConfig,
@@ -29,6 +31,8 @@ from .methods import (
     NEFTuneConfig,
     PGDConfig,
     R3FConfig,
+    SMARTConfig,
+    VATConfig,
 )
 from .registry import METHODS, build, hyperparameters, method_names
 
@@ -58,6 +62,10 @@ __all__ = [
     "PGDConfig",
     "R3F",
     "R3FConfig",
+    "SMART",
+    "SMARTConfig",
+    "VAT",
+    "VATConfig",
     "build",
     "find_embedding",
     "hyperparameters",

@@ -1,4 +1,5 @@
-"""One pass through the token embedding, and the two things made of its gradients.
+"""One pass through the token embedding, the two things made of its gradients, and the
+divergences between two passes' predictions (R3F, SMART, VAT).
 
 Framework-neutral: torch tensors in, torch tensors out. The PyTorch methods (base.py, through
 a forward hook) and the Keras switches (keras.py, through a wrapped layer ``call``) both record
@@ -15,10 +16,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .errors import ClosureError
 from .perturbation import Perturbation, work_dtype
 
 # Called for embedding call number `index` fed `ids` (and returning `output`): what to add.
@@ -105,3 +108,77 @@ def penalty_term(
         )
         return penalty.detach().zero_()
     return penalty
+
+
+# -- predictions: what the KL regularisers compare ----------------------------------------------
+def keeping_logits(
+    model: nn.Module, closure: Callable[[], Any], kept: list[Tensor | None]
+) -> Callable[[], Any]:
+    """``closure`` returning the loss alone; its logits (or the model's) are appended to
+    ``kept`` (None if there are none).
+
+    A closure may return an output with ``.loss`` and ``.logits`` (``model(**batch)``), a
+    ``(loss, logits)`` pair, or the loss alone, in which case the logits are read from the
+    model's own output when it has ``.logits`` (Hugging Face models).
+    """
+
+    def run() -> Any:
+        outputs: list[Any] = []
+        handle = model.register_forward_hook(lambda m, a, out: outputs.append(out))
+        try:
+            result = closure()
+        finally:
+            handle.remove()
+        kept.append(_logits_of(result, outputs))
+        return loss_of(result)
+
+    return run
+
+
+def logits_needed(who: str, kept: Sequence[Tensor | None]) -> list[Tensor]:
+    """``kept`` (from :func:`keeping_logits`), or a ClosureError saying how to hand them over."""
+    if any(logits is None for logits in kept):
+        raise ClosureError(
+            f"{who} needs the logits: return model(**batch) (an output with .loss and "
+            ".logits) or a (loss, logits) pair from the closure"
+        )
+    return list(kept)  # type: ignore[arg-type]
+
+
+def loss_of(result: Any) -> Any:
+    """The loss in what a closure returned: itself, ``.loss``, or the first of a pair."""
+    if isinstance(result, tuple) and len(result) == 2:
+        return result[0]
+    return getattr(result, "loss", result)
+
+
+def _logits_of(result: Any, outputs: list[Any]) -> Tensor | None:
+    """The logits in what a closure returned, else in the model's last output, else None."""
+    if isinstance(result, tuple) and len(result) == 2:
+        return result[1]
+    for source in (result, outputs[-1] if outputs else None):
+        logits = getattr(source, "logits", None)
+        if isinstance(logits, Tensor):
+            return logits
+    return None
+
+
+def _log_probs(logits: Tensor) -> Tensor:
+    return torch.log_softmax(logits.to(work_dtype(logits.dtype)), dim=-1)
+
+
+def _batch(logits: Tensor) -> int:
+    return logits.shape[0] if logits.dim() > 1 else 1
+
+
+def kl_divergence(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    """KL(p || q) over the last dimension, summed over the others, divided by the batch size
+    (the first dimension); in float32 at least. Detach ``p_logits`` for a fixed target."""
+    log_p, log_q = _log_probs(p_logits), _log_probs(q_logits)
+    return (log_p.exp() * (log_p - log_q)).sum() / _batch(p_logits)
+
+
+def symmetric_kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    """KL(p || q) + KL(q || p) over the last dimension, summed, divided by the batch size."""
+    log_p, log_q = _log_probs(p_logits), _log_probs(q_logits)
+    return ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum() / _batch(p_logits)

@@ -13,11 +13,23 @@ from torch import nn
 
 from .base import AdversarialMethod
 from .errors import ConfigError
-from .methods import AWP, FGM, PGD, R3F, Baseline, FreeFGM, FreeLB, GradientPenalty, NEFTune
+from .methods import (
+    AWP,
+    FGM,
+    PGD,
+    R3F,
+    SMART,
+    VAT,
+    Baseline,
+    FreeFGM,
+    FreeLB,
+    GradientPenalty,
+    NEFTune,
+)
 
 METHODS: dict[str, type[AdversarialMethod]] = {
     cls.name: cls
-    for cls in (Baseline, FGM, GradientPenalty, PGD, FreeLB, NEFTune, R3F, FreeFGM, AWP)
+    for cls in (Baseline, FGM, GradientPenalty, PGD, FreeLB, NEFTune, R3F, FreeFGM, AWP, SMART, VAT)
 }
 ALIASES = {"baseline": "none", "plain": "none", "gradient_penalty": "gp", "gradientpenalty": "gp"}
 # What a method that perturbs an embedding takes besides its config: plumbing, not settings.

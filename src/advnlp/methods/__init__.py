@@ -10,6 +10,8 @@ from .gradient_penalty import GradientPenalty, GradientPenaltyConfig
 from .neftune import NEFTune, NEFTuneConfig
 from .pgd import PGD, PGDConfig
 from .r3f import R3F, R3FConfig
+from .smart import SMART, SMARTConfig
+from .vat import VAT, VATConfig
 
 __all__ = [
     "AWP",
@@ -30,4 +32,8 @@ __all__ = [
     "PGDConfig",
     "R3F",
     "R3FConfig",
+    "SMART",
+    "SMARTConfig",
+    "VAT",
+    "VATConfig",
 ]

@@ -5,14 +5,16 @@ Collapse"; the reference: fairseq's ``sentence_prediction_r3f`` criterion)."""
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
-from ..errors import ClosureError, check_choice, check_number
+from ..errors import check_choice, check_number
+from ..passes import keeping_logits, logits_needed, loss_of, symmetric_kl
 from ..perturbation import work_dtype
+
+__all__ = ["R3F", "R3FConfig", "symmetric_kl"]
 
 NOISES = ("uniform", "normal")
 
@@ -65,6 +67,11 @@ class R3F(AdversarialMethod):
     classification head. The noise comes from torch's global generator (``torch.manual_seed``
     fixes it); the KL is computed in float32 at least.
 
+    Gradient accumulation: the KL comes from the logits, not from the loss the closure
+    returns, so a closure's division by k micro-batches does not reach it. Set
+    ``micro_batches = k`` (``AdversarialTrainer`` does, from ``gradient_accumulation_steps``):
+    the KL is divided by k too, and k equal micro-batches give the one batch's gradients.
+
     Args:
         model: the model the closure runs.
         epsilon, kl_weight, noise: the hyperparameters, see :class:`R3FConfig`.
@@ -79,24 +86,22 @@ class R3F(AdversarialMethod):
     name = "r3f"
     config_class = R3FConfig
     config: R3FConfig
+    # Equal micro-batches accumulated per optimizer step whose closure returns loss / k: the
+    # KL (a mean over the micro-batch) is divided likewise. AdversarialTrainer sets it.
+    micro_batches: int = 1
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         backward = backward or default_backward
         if not self.embedding.training or self.epsilon == 0:
-            loss = self._forward(lambda: _loss(closure())).loss
+            loss = self._forward(lambda: loss_of(closure())).loss
             backward(loss)
             return loss.detach()
-        clean_logits: list[Tensor | None] = []
-        noisy_logits: list[Tensor | None] = []
-        clean = self._forward(self._keeping_logits(closure, clean_logits))
-        noisy = self._forward(self._keeping_logits(closure, noisy_logits), self._noise)
+        kept: list[Tensor | None] = []  # the clean pass's logits, then the noisy one's
+        clean = self._forward(keeping_logits(self.model, closure, kept))
+        noisy = self._forward(keeping_logits(self.model, closure, kept), self._noise)
         del noisy  # its loss is not trained on: only its logits, through the KL
-        if clean_logits[0] is None or noisy_logits[0] is None:  # the loss was checked first
-            raise ClosureError(
-                "R3F needs the logits: return model(**batch) (an output with .loss and "
-                ".logits) or a (loss, logits) pair from the closure"
-            )
-        kl = symmetric_kl(clean_logits[0], noisy_logits[0])
+        clean_logits, noisy_logits = logits_needed("R3F", kept)  # (the loss was checked first)
+        kl = symmetric_kl(clean_logits, noisy_logits) / self.micro_batches
         backward(clean.loss + self.kl_weight * kl)
         return clean.loss.detach()
 
@@ -109,44 +114,3 @@ class R3F(AdversarialMethod):
         if self.padding_idx is not None:
             noise = noise * (ids != self.padding_idx).unsqueeze(-1).to(noise.dtype)
         return noise
-
-    def _keeping_logits(self, closure: Closure, kept: list[Tensor | None]) -> Closure:
-        """``closure`` returning the loss alone; its logits (or the model's) go into ``kept``."""
-
-        def run() -> Tensor:
-            outputs: list[Any] = []
-            handle = self.model.register_forward_hook(lambda m, a, out: outputs.append(out))
-            try:
-                result = closure()
-            finally:
-                handle.remove()
-            kept.append(_logits(result, outputs))
-            return _loss(result)
-
-        return run
-
-
-def symmetric_kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
-    """KL(p || q) + KL(q || p) over the last dimension, summed, divided by the batch size."""
-    log_p = torch.log_softmax(p_logits.to(work_dtype(p_logits.dtype)), dim=-1)
-    log_q = torch.log_softmax(q_logits.to(work_dtype(q_logits.dtype)), dim=-1)
-    batch = p_logits.shape[0] if p_logits.dim() > 1 else 1
-    return ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum() / batch
-
-
-def _loss(result: Any) -> Any:
-    """The loss in what a closure returned: itself, ``.loss``, or the first of a pair."""
-    if isinstance(result, tuple) and len(result) == 2:
-        return result[0]
-    return getattr(result, "loss", result)
-
-
-def _logits(result: Any, outputs: list[Any]) -> Tensor | None:
-    """The logits in what a closure returned, else in the model's last output, else None."""
-    if isinstance(result, tuple) and len(result) == 2:
-        return result[1]
-    for source in (result, outputs[-1] if outputs else None):
-        logits = getattr(source, "logits", None)
-        if isinstance(logits, Tensor):
-            return logits
-    return None
