@@ -31,9 +31,10 @@ def _single_process(method, kwargs):
     step, each step seeded as in the worker (methods that draw noise draw it on)."""
     case = tiny_bert(torch.float64)
     adv = advnlp.build(method, case.model, **kwargs)
+    passes: list[None] = []
     for step in range(STEPS.get(method, 1)):
         zero(case.model)
-        passes = []
+        passes.clear()
         torch.manual_seed(123 + step)
         loss = adv.backward(case.closure, backward=lambda loss: passes.append(loss.backward()))
     assert len(case.ids) == GLOBAL_BATCH

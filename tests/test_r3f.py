@@ -112,3 +112,49 @@ def test_padding_gets_no_noise(noise):
     assert torch.equal(consumed[0], clean)  # the clean pass
     assert torch.equal(torch.where(real, 0, consumed[1]), torch.where(real, 0, clean))
     assert (consumed[1] - clean)[real.expand_as(clean)].abs().min() > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("r3f", {"epsilon": 0.5, "kl_weight": 2.0}),
+        ("r3f", {"epsilon": 0.5, "kl_weight": 2.0, "noise": "normal"}),
+        ("smart", {"epsilon": 0.5, "init_std": 0.1, "kl_weight": 2.0}),
+        ("vat", {"epsilon": 0.5, "init_std": 0.1, "kl_weight": 2.0}),
+    ],
+)
+def test_hf_gradient_accumulation_gives_the_one_batch_gradients(tmp_path, name, kwargs):
+    """AdversarialTrainer, 2 micro-batches of 2 == 1 batch of 4, with the noise on. The KL is
+    a mean over the micro-batch and comes from the logits, so the Trainer's division of the
+    loss by the accumulation steps does not reach it: the Trainer sets ``micro_batches`` and
+    the KL is divided too (without it, the KL would weigh twice as much). The noise is the
+    same in both runs: each micro-batch draws its rows after its clean pass, in order, from
+    the generator the Trainer seeded (fixed-length rows: no padding to a per-batch length)."""
+    pytest.importorskip("transformers")
+    from advnlp.hf import AdversarialTrainer
+
+    from .test_hf import GradCapture, _args, _rows
+
+    grads, told = [], []
+    for batch, accumulate in ((4, 1), (2, 2)):
+        case = tiny_bert(torch.float64, seed=1)
+        capture = GradCapture()
+        trainer = AdversarialTrainer(
+            model=case.model,
+            train_dataset=_rows(case.ids),
+            callbacks=[capture],
+            args=_args(
+                tmp_path / str(batch),
+                per_device_train_batch_size=batch,
+                gradient_accumulation_steps=accumulate,
+            ),
+            method=name,
+            method_kwargs=kwargs,
+        )
+        trainer.train()
+        told.append(trainer.adversary(trainer.model_wrapped).micro_batches)
+        grads.append(capture.grads[0])
+    one_batch, accumulated = grads
+    for param, value in one_batch.items():
+        torch.testing.assert_close(accumulated[param], value, rtol=1e-7, atol=1e-10, msg=param)
+    assert told == [1, 2]

@@ -114,7 +114,10 @@ class AdversarialTrainerMixin:
                 loss = loss / accumulation
             return loss
 
-        return self.adversary(model).backward(closure, backward=self.accelerator.backward)
+        adversary = self.adversary(model)
+        if hasattr(adversary, "micro_batches"):  # R3F, SMART, VAT: their KL, read from the
+            adversary.micro_batches = accumulation  # logits, is divided like the loss
+        return adversary.backward(closure, backward=self.accelerator.backward)
 
 
 class AdversarialTrainer(AdversarialTrainerMixin, Trainer):

@@ -181,6 +181,8 @@ def _adversarial_step(module: AdversarialMixin, run: Callable[[], Any], args: tu
     assert method is not None
     _share_scaler(method, trainer)
     accumulate = trainer.accumulate_grad_batches
+    if hasattr(method, "micro_batches"):  # R3F, SMART, VAT: their KL, read from the logits, is
+        method.micro_batches = accumulate  # divided like the loss the closure returns
     optimizer = trainer.optimizers[0]
     params = [p for group in optimizer.param_groups for p in group["params"]]
     # Lightning's own test for zeroing after this training_step.
