@@ -228,8 +228,8 @@ CASES = [
          ["advnlp demo: error: --train-examples: 0 is out of range"]),
     Case("demo-epochs-not-whole", lambda p: demo(p, "--epochs", "x"),
          ["advnlp demo: error: --epochs: 'x' is not a whole number", "see advnlp demo --help"]),
-    Case("demo-unknown-method", lambda p: demo(p, "--methods", "none,vat"),
-         ["--methods: unknown method 'vat'"]),
+    Case("demo-unknown-method", lambda p: demo(p, "--methods", "none,fgsm"),
+         ["--methods: unknown method 'fgsm'"]),
     Case("demo-unknown-flag", lambda p: demo(p, "--test", "x.json"),
          ["advnlp demo: error: unrecognized arguments: --test x.json"]),
     Case("demo-output-under-a-file", lambda p: demo(p, out=p.file("plain", "x") / "demo"),
@@ -319,8 +319,8 @@ SUBPROCESS_CASES = {
         "advnlp compare: error: --output {root}/plain/cmp: {root}/plain is a file, not a folder",
     ),
     "demo-unknown-method": (
-        lambda p: demo(p, "--methods", "vat"),
-        "advnlp demo: error: --methods: unknown method 'vat'; known methods: "
+        lambda p: demo(p, "--methods", "fgsm"),
+        "advnlp demo: error: --methods: unknown method 'fgsm'; known methods: "
         + ", ".join(method_names()),
     ),
 }
