@@ -1,6 +1,7 @@
 """R3F: the three ways a closure can hand over the logits give the same step, a closure with
-none is told how, no noise (a plain step) at epsilon 0 or in eval mode, a batch-mean KL, and
-its own bad values named."""
+none is told how, no noise (a plain step) at epsilon 0 or in eval mode, a batch-mean KL, its
+own bad values named; and the KL methods (R3F, SMART, VAT) under gradient accumulation through
+the Trainer and Lightning integrations, the noise on: the one batch's gradients."""
 
 from __future__ import annotations
 
@@ -155,6 +156,31 @@ def test_hf_gradient_accumulation_gives_the_one_batch_gradients(tmp_path, name, 
         told.append(trainer.adversary(trainer.model_wrapped).micro_batches)
         grads.append(capture.grads[0])
     one_batch, accumulated = grads
+    for param, value in one_batch.items():
+        torch.testing.assert_close(accumulated[param], value, rtol=1e-7, atol=1e-10, msg=param)
+    assert told == [1, 2]
+
+
+@pytest.mark.parametrize("name", ["r3f", "smart"])
+def test_lightning_gradient_accumulation_gives_the_one_batch_gradients(name):
+    """The Lightning mixin, accumulate_grad_batches=2 over 2 batches of 4 == 1 batch of 8, the
+    noise on (drawn in order after each clean pass, as in the Trainer test above)."""
+    from .test_lightning import Classifier, batches, fit
+
+    first, second = batches(2)
+    whole = {key: torch.cat([first[key], second[key]]) for key in first}
+    kwargs = {"epsilon": 0.5, "kl_weight": 2.0} | ({"init_std": 0.1} if name == "smart" else {})
+    grads, told = [], []
+    for data, accumulate in (([whole], 1), ([first, second], 2)):
+        module = Classifier("none")
+        module.net = plain_lstm(torch.float64).model  # returns the loss with .logits
+        module.adversarial = advnlp.build(name, module.net, **kwargs)
+        torch.manual_seed(7)
+        fit(module, data, accumulate_grad_batches=accumulate)
+        told.append(module.adversarial.micro_batches)
+        grads.append(module.grads)
+    one_batch, accumulated = grads
+    assert one_batch.keys() == accumulated.keys()
     for param, value in one_batch.items():
         torch.testing.assert_close(accumulated[param], value, rtol=1e-7, atol=1e-10, msg=param)
     assert told == [1, 2]
