@@ -69,7 +69,7 @@ class R3F(AdversarialMethod):
 
     Gradient accumulation: the KL comes from the logits, not from the loss the closure
     returns, so a closure's division by k micro-batches does not reach it. Set
-    ``micro_batches = k`` (``AdversarialTrainer`` does, from ``gradient_accumulation_steps``):
+    ``micro_batches = k`` (``AdversarialTrainer`` and the Lightning mixin do, from their steps):
     the KL is divided by k too, and k equal micro-batches give the one batch's gradients.
 
     Args:

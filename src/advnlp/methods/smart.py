@@ -76,15 +76,17 @@ class SMART(AdversarialMethod):
     ``autograd.grad``; ``backward`` returns the clean loss. In eval mode, at epsilon 0 or at
     kl_weight 0 the step is plain (one pass).
 
-    Deliberate deviations from the reference code: a real epsilon ball. mt-dnn (its issue
-    #214) and smart-pytorch 0.0.4 divide ``noise + step_size * grad`` by its own per-token
-    norm, so delta has unit (inf-)norm per token whatever the step size, and their
-    ``epsilon`` is only a divide-by-zero guard. smart-pytorch sums its symmetric KL over the
-    batch (the regulariser grows with the batch size); here it is a batch mean. Both stop
-    the gradient through the target distribution of each KL direction; here the symmetric
-    KL's full gradient flows, and the ascent maximises D itself (mt-dnn and smart-pytorch
-    ascend the one-sided KL(clean || perturbed)). L2 norms per example (the paper uses the
-    inf-norm per token); padding gets no noise.
+    Deliberate deviations from the reference code: a real epsilon ball. smart-pytorch 0.0.4
+    divides ``noise + step_size * grad`` by its own per-token inf-norm, so delta has unit norm
+    per token whatever the step size, and its ``epsilon`` is only a divide-by-zero guard;
+    mt-dnn's ``SmartPerturbation`` did the same (its open issue #214) and in another version
+    adds ``step_size`` times the per-token normalised gradient and drops the start, again with
+    no ball and ``epsilon`` a guard. smart-pytorch's symmetric KL sums over the batch (the
+    regulariser grows with the batch size); here it is a batch mean. Both stop the gradient
+    through the target distribution of each KL direction and ascend the one-sided
+    KL(clean || perturbed); here the symmetric KL's full gradient flows and the ascent climbs
+    D itself, as the paper's objective has it. L2 norms per example (the paper's examples use
+    the inf-norm per token); padding gets no noise.
 
     The closure may return ``model(**batch)`` (an output with ``.loss`` and ``.logits``), a
     ``(loss, logits)`` pair, or the loss alone when the model's own output has ``.logits``.
@@ -94,7 +96,7 @@ class SMART(AdversarialMethod):
     (raise ``init_std``). An ascent step whose gradient is not finite is not taken (with a
     RuntimeWarning). After ``backward``, ``last_regulariser`` holds D at the final delta
     (detached). Gradient accumulation: set ``micro_batches = k`` when the closure
-    returns loss / k (``AdversarialTrainer`` does), see :class:`~advnlp.R3F`.
+    returns loss / k (``AdversarialTrainer`` and the Lightning mixin do), see :class:`~advnlp.R3F`.
 
     Args:
         model: the model the closure runs.
