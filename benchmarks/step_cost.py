@@ -37,12 +37,12 @@ import sys
 import time
 import weakref
 
+import record
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import advnlp
-import record
 
 
 class PeakMemory(TorchDispatchMode):
