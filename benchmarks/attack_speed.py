@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -34,7 +35,10 @@ import torch
 from advnlp.cli import main as advnlp_main
 from advnlp.robustness import attack, load_examples, load_victim
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ADVNLP_SHARED_DATA: where the shared data sets are (default: ../shared/data beside the checkout)
+SHARED = Path(
+    os.environ.get("ADVNLP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def train_victim(folder: Path, examples: int, shared: Path) -> Path:

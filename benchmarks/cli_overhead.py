@@ -17,6 +17,7 @@ machine noise hits them alike:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -39,7 +40,11 @@ from advnlp.data import load_split
 from advnlp.data.demo import write_demo_split
 from advnlp.experiment.models import scratch_model, train_tokenizer
 
-TNEWS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tnews"
+# ADVNLP_SHARED_DATA: where the shared data sets are (default: ../shared/data beside the checkout)
+SHARED = Path(
+    os.environ.get("ADVNLP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+TNEWS = SHARED / "tnews"
 
 
 class StepTimes(TrainerCallback):

@@ -2,7 +2,7 @@
 # Run every benchmark, one after another, writing benchmarks/results/<name>.json, then render
 # the README's tables from them. Run from the repository root; NOTE (optional) says what the
 # JSON should record about the machine, e.g. NOTE="shared with other jobs". Needs
-# ../shared/data (TNEWS, SST-2) for cli_overhead and attack_speed.
+# ../shared/data (TNEWS, SST-2; or ADVNLP_SHARED_DATA=DIR) for cli_overhead and attack_speed.
 #   bash benchmarks/run_all.sh                    # everything
 #   bash benchmarks/run_all.sh step_cost          # some of them
 set -euo pipefail
