@@ -249,15 +249,11 @@ def step_cost(data: dict) -> str:
     s = data["settings"]
     rows = {r["method"]: r for r in data["rows"]}
 
-    def label(r: dict) -> str:
-        steps = (r["hyperparameters"] or {}).get("steps")
-        return r["method"] + ("" if steps is None else f" ({steps} steps)")
-
     table = markdown(
         ["method", "median step (s)", "x none", "peak (MiB)", "extra over none (MiB)"],
         [
             [
-                label(r),
+                r["method"] + _steps(r["hyperparameters"]),
                 f"{r['median_step_s']:.3f}",
                 f"{r['time_ratio']:.2f}",
                 f"{r['peak_mib']:.1f}",
@@ -295,6 +291,12 @@ def step_cost(data: dict) -> str:
             "command above)."
         )
     return "\n\n".join(text)
+
+
+def _steps(hyperparameters: dict | None) -> str:
+    """The label suffix " (K steps)" for a method that takes ascent steps."""
+    steps = (hyperparameters or {}).get("steps")
+    return "" if steps is None else f" ({steps} step{'s' if steps != 1 else ''})"
 
 
 def cli_overhead(data: dict) -> str:
@@ -369,7 +371,7 @@ def determinism_cost(data: dict) -> str:
         ["method", "default (s)", "deterministic (s)", "ratio"],
         [
             [
-                r["method"],
+                r["method"] + _steps(r["hyperparameters"]),
                 f"{r['default_s']:.3f}",
                 f"{r['deterministic_s']:.3f}",
                 f"{r['ratio']:.2f}",
