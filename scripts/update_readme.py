@@ -314,13 +314,19 @@ def cli_overhead(data: dict) -> str:
             for r in data["rows"]
         ],
     )
+    rounds = (
+        "1 round: each row is one training run, one after another, so a change in the machine's "
+        "load between them shows up as a difference"
+        if s["rounds"] == 1
+        else f"{s['rounds']} rounds, the rows alternating round after round"
+    )
     return (
         f"{s['examples']:,} {s['data']} sentences, {s['model']}, batch {s['batch_size']}, max "
-        f"length {s['max_length']}, {s['rounds']} rounds ({'/'.join(map(str, steps))} steps per "
-        f"row), median time per optimizer step:\n\n{table}\n\n`advnlp train`'s overhead over a "
-        f"plain Trainer script with the same batching: {100 * data['overhead']:+.1f}%; length "
-        "bucketing with dynamic padding is "
-        f"{data['bucketing_speedup']:.2f}x as fast as padding every batch to the max length."
+        f"length {s['max_length']}, {'/'.join(map(str, steps))} steps per row ({rounds}); median "
+        f"time per optimizer step:\n\n{table}\n\n`advnlp train`'s overhead over a plain Trainer "
+        f"script with the same batching: {100 * data['overhead']:+.1f}%; length bucketing with "
+        f"dynamic padding is {data['bucketing_speedup']:.2f}x as fast as padding every batch to "
+        "the max length."
     )
 
 
@@ -425,7 +431,8 @@ def attack_speed(data: dict) -> str:
             f"{homophone['skipped']} of them were skipped (the victim, dev accuracy "
             f"{100 * s['victim_dev_accuracy']:.1f}%, got them wrong: one query each). The "
             f"{attacked} attacked ones cost {homophone['mean_queries']:.1f} queries each; at the "
-            f"measured {homophone['queries_per_s']:.0f} queries/s, 1,000 texts that the model gets "
+            f"measured {homophone['queries_per_s']:.0f} queries/s (at the load above), 1,000 "
+            "texts the model gets "
             f"right would take about {projected:.0f} s ({projected / 60:.1f} min). The model's "
             f"forward passes took {100 * homophone['model_seconds'] / homophone['seconds']:.0f}% "
             "of the time."
