@@ -361,7 +361,9 @@ def ddp_cost(data: dict) -> str:
         "advnlp all_gathers",
         "gathered KiB",
     ]
-    per_process = ", ".join(f"{n} with {k} processes" for k, n in threads.items())
+    per_process = ", ".join(
+        f"{n} with {k} process{'' if k == '1' else 'es'}" for k, n in threads.items()
+    )
     return (
         f"{s['model']}, {s['batch_per_process']} per process, {s['backend']} on CPU, "
         f"{s['steps']} timed steps (torch threads per process: {per_process}; the processes "
