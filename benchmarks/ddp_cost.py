@@ -1,7 +1,7 @@
 """Under DDP: step time and communication per method, 1 process vs 2 (torchrun, gloo, CPU).
 
     python benchmarks/ddp_cost.py                  # BERT 4 x 256, vocab 21128, 16 x 64 per rank
-    python benchmarks/ddp_cost.py --steps 10 --json ddp_cost.json
+    python benchmarks/ddp_cost.py --steps 10 --output benchmarks/results/ddp_cost.json
 
 Each process runs every method on its own batch (fixed per process), DDP-wrapped, methods
 interleaved step after step; rank 0 reports median step time, DDP gradient all-reduces per
@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import record
 
 METHODS = {
     "none": ("none", {}),
@@ -132,11 +134,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=6, help="timed steps per method")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--json")
+    record.add_arguments(parser)
     args = parser.parse_args()
     if args.worker:
         worker(Path(args.worker), args.steps)
         return
+    run_context = {**record.context(args.note), "processes_threads": _threads_per_process()}
     out = Path(tempfile.mkdtemp(prefix="advnlp-ddp-"))
     one, two = launch(1, out, args.steps), launch(2, out, args.steps)
     base1, base2 = one["none"]["median_step_s"], two["none"]["median_step_s"]
@@ -154,8 +157,20 @@ def main() -> None:
             f"| {b['all_reduce_bytes'] / 2**20:.1f} | {b['all_gather']} "
             f"| {b['all_gather_bytes'] / 2**10:.0f} |"
         )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"1": one, "2": two}, indent=2))
+    settings = {
+        "model": "BERT 4 x 256, vocab 21128",
+        "batch_per_process": "16 x 64",
+        "backend": "gloo",
+        "steps": args.steps,
+        "methods": {name: {"method": m, **kw} for name, (m, kw) in METHODS.items()},
+    }
+    results = {"settings": settings, "processes": {"1": one, "2": two}}
+    record.write(args.output, "ddp_cost", run_context, results)
+
+
+def _threads_per_process() -> dict[str, int]:
+    """OMP_NUM_THREADS that launch() gives each process, per number of processes."""
+    return {str(n): max(1, (os.cpu_count() or 2) // n) for n in (1, 2)}
 
 
 if __name__ == "__main__":

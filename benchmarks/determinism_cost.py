@@ -2,6 +2,7 @@
 
     python benchmarks/determinism_cost.py                  # scratch-tiny, demo reviews, 32 x 64
     python benchmarks/determinism_cost.py --rounds 20 --model scratch-small
+    python benchmarks/determinism_cost.py --output benchmarks/results/determinism_cost.json
 
 ``advnlp train`` turns on ``torch.use_deterministic_algorithms(True, warn_only=True)`` (see
 ``advnlp.experiment.train.use_deterministic_algorithms``). One "step" is ``adv.backward`` +
@@ -17,6 +18,7 @@ import argparse
 import statistics
 import time
 
+import record
 import torch
 
 import advnlp
@@ -42,10 +44,13 @@ def step_time(method: str, model, batch, optimizer) -> float:
 
 
 def main() -> None:
+    run_context = record.context()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--model", default="scratch-tiny")
+    record.add_arguments(parser)
     args = parser.parse_args()
+    run_context["note"] = args.note
 
     rows = sentiment_corpus()[:2000]
     tokenizer = train_tokenizer([r["sentence"] for r in rows], max_length=64)
@@ -74,13 +79,27 @@ def main() -> None:
                     times.setdefault((method, deterministic), []).append(seconds)
     torch.use_deterministic_algorithms(False)
 
-    print(f"{args.model}, batch 32 x 64, {torch.get_num_threads()} threads, {args.rounds} rounds")
-    print("| method | median step, default (s) | median step, deterministic (s) | ratio |")
-    print("|---|---|---|---|")
+    rows = []
     for method in METHODS:
         off = statistics.median(times[method, False])
         on = statistics.median(times[method, True])
-        print(f"| {method} | {off:.4f} | {on:.4f} | {on / off:.3f} |")
+        rows.append(
+            {
+                "method": method,
+                "hyperparameters": METHODS[method],
+                "default_s": off,
+                "deterministic_s": on,
+                "ratio": on / off,
+            }
+        )
+    print(f"{args.model}, batch 32 x 64, {torch.get_num_threads()} threads, {args.rounds} rounds")
+    print("| method | median step, default (s) | median step, deterministic (s) | ratio |")
+    print("|---|---|---|---|")
+    for r in rows:
+        off, on = r["default_s"], r["deterministic_s"]
+        print(f"| {r['method']} | {off:.4f} | {on:.4f} | {r['ratio']:.3f} |")
+    settings = {"model": args.model, "batch": 32, "length": 64, "rounds": args.rounds}
+    record.write(args.output, "determinism_cost", run_context, {"settings": settings, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
 """Step time and peak memory of each method as a ratio to plain training, measured side by side.
 
     python benchmarks/step_cost.py                 # 4-layer BERT, hidden 256, vocab 21128, 32 x 64
-    python benchmarks/step_cost.py --rounds 20 --json step_cost.json
+    python benchmarks/step_cost.py --rounds 20 --output benchmarks/results/step_cost.json
+
+Rows: every method in advnlp's registry (``advnlp.method_names()``) at its defaults
+(``advnlp.hyperparameters(name)``), so a method registered later is measured without touching
+this file, then four rows that explain the costs (below). ``--output FILE`` writes the results
+with the machine's context (benchmarks/record.py); scripts/update_readme.py renders them.
 
 One "step" is ``adv.backward(closure)`` + ``optimizer.step()`` + ``zero_grad()`` on a randomly
 initialised BertForSequenceClassification (default SDPA attention, dropout 0.1, AdamW). Methods
@@ -14,7 +19,9 @@ every allocation, autograd's included; each storage counts once, from its alloca
 free, and views or in-place writes of existing tensors are not counted. "extra" is that peak
 minus the baseline's. Any method that accumulates clean + adversarial gradients holds a full
 set of parameter gradients through its second pass; the "2 plain passes" row has that cost
-alone, so the peak over it is what the perturbation itself costs.
+alone, so the peak over it is what the perturbation itself costs. fgm_free's cache of rows is
+rebuilt in each step, so it counts; here it holds this one batch's distinct tokens (the same
+batch every step), on real data up to one row per token seen.
 
 "fgm (matrix backup)" is the popular whole-matrix recipe, written here for comparison: it adds
 epsilon * E.grad / ||E.grad|| to the weight in place, runs the second pass, and copies the weight
@@ -25,12 +32,12 @@ text), so a batch holds far fewer distinct tokens than positions; the table says
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 import weakref
 
+import record
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
@@ -148,20 +155,12 @@ def make_batch(args: argparse.Namespace) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-METHODS = {
-    "none": lambda m: advnlp.build("none", m),
+# Rows beside the registry's methods: references and FGM variants that explain the costs.
+EXTRA_ROWS = {
     "2 plain passes": lambda m: TwoPlainPasses(),
-    "fgm (token)": lambda m: advnlp.FGM(m, 0.5),
-    "fgm (token, adv-only)": lambda m: advnlp.FGM(m, 0.5, adversarial_only=True),
-    "fgm (example)": lambda m: advnlp.FGM(m, 0.5, scope="example"),
-    "fgm (matrix backup)": lambda m: MatrixBackupFGM(m, 0.5),
-    "gp": lambda m: advnlp.GradientPenalty(m, 1.0),
-    "pgd-3": lambda m: advnlp.PGD(m, 1.0, 0.3, 3),
-    "freelb-3": lambda m: advnlp.FreeLB(m, 1.0, 0.1, 3),
-    "neftune": lambda m: advnlp.NEFTune(m, 5.0),
-    "r3f": lambda m: advnlp.R3F(m, 1e-5, 1.0),
-    "fgm_free": lambda m: advnlp.FreeFGM(m, 0.5),
-    "awp": lambda m: advnlp.AWP(m),
+    "fgm (token, adversarial_only)": lambda m: advnlp.build("fgm", m, adversarial_only=True),
+    "fgm (example)": lambda m: advnlp.build("fgm", m, scope="example"),
+    "fgm (matrix backup)": lambda m: MatrixBackupFGM(m, advnlp.hyperparameters("fgm")["epsilon"]),
 }
 # A registered method without a row above runs at its defaults, so a new one is measured
 # without an edit here (a row's name starts with the method's: "fgm (token)", "pgd-3").
@@ -175,7 +174,16 @@ METHODS.update(
 )
 
 
+def rows_available() -> dict:
+    """Every registered method at its defaults (read from the registry, so a method added
+    later is measured without touching this file), then the extra rows."""
+    registered = {name: (lambda m, n=name: advnlp.build(n, m)) for name in advnlp.method_names()}
+    return {**registered, **EXTRA_ROWS}
+
+
 def main() -> None:
+    run_context = record.context()
+    available = rows_available()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
@@ -185,15 +193,24 @@ def main() -> None:
     parser.add_argument("--zipf", type=float, default=1.0, help="Zipf exponent of token ids")
     parser.add_argument("--rounds", type=int, default=12, help="timed steps per method")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--methods", default=";".join(METHODS), help="names separated by ;")
-    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument(
+        "--methods",
+        default=";".join(available),
+        help="rows separated by ; (default: every registered method at its defaults, then "
+        f"{'; '.join(EXTRA_ROWS)})",
+    )
+    record.add_arguments(parser)
     args = parser.parse_args()
+    run_context["note"] = args.note
     names = [n.strip() for n in args.methods.split(";")]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        parser.error(f"--methods: unknown {', '.join(unknown)} (known: {'; '.join(available)})")
 
     model = make_model(args)
     batch = make_batch(args)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    methods = {name: METHODS[name](model) for name in names}
+    methods = {name: available[name](model) for name in names}
 
     def closure() -> torch.Tensor:
         return model(**batch).loss
@@ -230,6 +247,9 @@ def main() -> None:
         rows.append(
             {
                 "method": name,
+                "hyperparameters": (
+                    advnlp.hyperparameters(name) if name in advnlp.method_names() else None
+                ),
                 "median_step_s": median,
                 "time_ratio": median / base_time,
                 "peak_mib": peaks[name] / 2**20,
@@ -257,9 +277,19 @@ def main() -> None:
             f"memory of the perturbation itself (peak over '2 plain passes'): fgm (token) "
             f"{ours:.1f} MiB, matrix backup {backup:.1f} MiB ({backup / max(ours, 1e-9):.0f}x)"
         )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"setting": setting, "rows": rows}, f, indent=2)
+    settings = {
+        "layers": args.layers,
+        "hidden": args.hidden,
+        "vocab": args.vocab,
+        "batch": args.batch,
+        "length": args.length,
+        "zipf": args.zipf,
+        "distinct_tokens": unique,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "registered_methods": advnlp.method_names(),
+    }
+    record.write(args.output, "step_cost", run_context, {"settings": settings, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``
 and is made from ``experiments/<folder>/summary.json`` (``advnlp compare``'s summary) and
 ``compare.json`` (its settings), never typed by hand. A new experiment plugs in with one entry
-in SECTIONS and its two markers in the README. tests/test_readme_generated.py checks that the
+in SECTIONS and its two markers in the README. A benchmark's section (``generated:step_cost``,
+...) is made from ``benchmarks/results/<name>.json``, which the benchmark writes with
+``--output``, by its function in BENCHMARKS. tests/test_readme_generated.py checks that the
 README is what this script writes.
 
     python scripts/update_readme.py           # rewrite README.md
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -197,15 +200,268 @@ def section(folder: str) -> str:
     return f"{stamp}{setting_line(settings)}\n\n{table(summary)}\n"
 
 
+# Benchmarks: section name in the README -> the JSON its benchmark wrote (``--output``) and the
+# function that renders it. The JSON holds the numbers and the run's context (benchmarks/record.py).
+BENCHMARK_RESULTS = "benchmarks/results"
+
+
+def benchmark_section(name: str) -> str:
+    """The generated text of one benchmark's section, from its committed JSON."""
+    path = f"{BENCHMARK_RESULTS}/{name}.json"
+    stamp = f"<!-- written by scripts/update_readme.py from {path}; do not edit by hand -->\n"
+    if not (ROOT / path).exists():
+        return f"{stamp}No result is committed in `{path}` yet: run its benchmark with --output.\n"
+    data = json.loads((ROOT / path).read_text(encoding="utf-8"))
+    return f"{stamp}{benchmark_context(data)}\n\n{BENCHMARKS[name](data)}\n"
+
+
+def benchmark_context(data: dict) -> str:
+    """Where and how the numbers were measured, from the JSON's context."""
+    c = data["context"]
+    words = shlex.split(c["command"])  # the note is said below, not repeated in the command
+    if "--note" in words:
+        at = words.index("--note")
+        words = words[:at] + words[at + 2 :]
+    if c.get("nice"):
+        words = ["nice", "-n", str(c["nice"]), *words]
+    if c.get("omp_num_threads"):
+        words = [f"OMP_NUM_THREADS={c['omp_num_threads']}", *words]
+    note = c.get("note") or ""
+    note = f" {note[:1].upper()}{note[1:].rstrip('.')}." if note else ""
+    load = f"load average {c['load_average_start'][0]:.1f} at the start"
+    if c.get("load_average_end"):
+        load += f", {c['load_average_end'][0]:.1f} at the end"
+    threads = f"{c['torch_threads']} torch thread{'s' if c['torch_threads'] != 1 else ''}"
+    return (
+        f"`{shlex.join(words)}` ({c['date']}; {c['cpu_count']} CPUs, {threads}, torch "
+        f"{c['torch_version']}, {load}).{note}"
+    )
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def step_cost(data: dict) -> str:
+    from advnlp import method_names
+
+    s = data["settings"]
+    rows = {r["method"]: r for r in data["rows"]}
+
+    table = markdown(
+        ["method", "median step (s)", "x none", "peak (MiB)", "extra over none (MiB)"],
+        [
+            [
+                r["method"] + _steps(r["hyperparameters"]),
+                f"{r['median_step_s']:.3f}",
+                f"{r['time_ratio']:.2f}",
+                f"{r['peak_mib']:.1f}",
+                f"{r['extra_mib']:.1f}",
+            ]
+            for r in data["rows"]
+        ],
+    )
+    text = [
+        "One training step (`adv.backward` + AdamW step) of a random BERT "
+        f"({s['layers']} layers, hidden {s['hidden']}, vocabulary {s['vocab']}, batch "
+        f"{s['batch']} x {s['length']}, Zipf-distributed token ids: {s['distinct_tokens']} "
+        f"distinct tokens), {s['rounds']} rounds, each registered method at its defaults; memory "
+        "counts each storage once, from allocation to free:",
+        table,
+    ]
+    names = {"2 plain passes", "fgm", "fgm (matrix backup)", "fgm (token, adversarial_only)"}
+    if names <= set(rows):
+        two = rows["2 plain passes"]["peak_mib"]
+        matrix = s["vocab"] * s["hidden"] * 4 / 2**20
+        text.append(
+            "Clean + adversarial accumulation keeps one set of parameter gradients through the "
+            f'second pass (the "2 plain passes" row, {rows["2 plain passes"]["extra_mib"]:.1f} '
+            "MiB over `none`); over that, token-scope FGM's perturbation costs "
+            f"{rows['fgm']['peak_mib'] - two:.1f} MiB and the whole-matrix backup "
+            f"{rows['fgm (matrix backup)']['peak_mib'] - two:.1f} MiB (one {s['vocab']} x "
+            f"{s['hidden']} float32 matrix is {matrix:.1f} MiB). With `adversarial_only=True` FGM "
+            f"peaks {rows['fgm (token, adversarial_only)']['extra_mib']:.1f} MiB above plain "
+            "training."
+        )
+    missing = [name for name in method_names() if name not in rows]
+    if missing:
+        text.append(
+            f"Registered since this run, not measured yet: {', '.join(missing)} (rerun the "
+            "command above)."
+        )
+    return "\n\n".join(text)
+
+
+def _steps(hyperparameters: dict | None) -> str:
+    """The label suffix " (K steps)" for a method that takes ascent steps."""
+    steps = (hyperparameters or {}).get("steps")
+    return "" if steps is None else f" ({steps} step{'s' if steps != 1 else ''})"
+
+
+def cli_overhead(data: dict) -> str:
+    s = data["settings"]
+    steps = sorted(set(s["steps_per_row"].values()))
+    table = markdown(
+        ["setting", "median step (s)", "steps/s", "vs plain Trainer"],
+        [
+            [
+                r["setting"],
+                f"{r['median_step_s']:.3f}",
+                f"{1 / r['median_step_s']:.2f}",
+                f"{r['vs_plain']:.3f}x",
+            ]
+            for r in data["rows"]
+        ],
+    )
+    rounds = (
+        "1 round: each row is one training run, one after another, so a change in the machine's "
+        "load between them shows up as a difference"
+        if s["rounds"] == 1
+        else f"{s['rounds']} rounds, the rows alternating round after round"
+    )
+    return (
+        f"{s['examples']:,} {s['data']} sentences, {s['model']}, batch {s['batch_size']}, max "
+        f"length {s['max_length']}, {'/'.join(map(str, steps))} steps per row ({rounds}); median "
+        f"time per optimizer step:\n\n{table}\n\n`advnlp train`'s overhead over a plain Trainer "
+        f"script with the same batching: {100 * data['overhead']:+.1f}%; length bucketing with "
+        f"dynamic padding is {data['bucketing_speedup']:.2f}x as fast as padding every batch to "
+        "the max length."
+    )
+
+
+def ddp_cost(data: dict) -> str:
+    s = data["settings"]
+    one, two = data["processes"]["1"], data["processes"]["2"]
+    threads = data["context"].get("processes_threads", {})
+    rows = []
+    for name in one:
+        a, b = one[name], two[name]
+        rows.append(
+            [
+                name,
+                f"{a['median_step_s']:.3f}",
+                f"{a['median_step_s'] / one['none']['median_step_s']:.2f}",
+                f"{b['median_step_s']:.3f}",
+                f"{b['median_step_s'] / two['none']['median_step_s']:.2f}",
+                str(b["all_reduce"]),
+                f"{b['all_reduce_bytes'] / 2**20:.1f}",
+                str(b["all_gather"]),
+                f"{b['all_gather_bytes'] / 2**10:.0f}",
+            ]
+        )
+    headers = [
+        "method",
+        "1 proc (s)",
+        "x none",
+        "2 procs (s)",
+        "x none",
+        "all-reduces / step",
+        "all-reduced MiB",
+        "advnlp all_gathers",
+        "gathered KiB",
+    ]
+    per_process = ", ".join(
+        f"{n} with {k} process{'' if k == '1' else 'es'}" for k, n in threads.items()
+    )
+    return (
+        f"{s['model']}, {s['batch_per_process']} per process, {s['backend']} on CPU, "
+        f"{s['steps']} timed steps (torch threads per process: {per_process}; the processes "
+        "share the cores, so time ratios, not speed-ups, are the point); communication counted "
+        f"per step on rank 0:\n\n{markdown(headers, rows)}"
+    )
+
+
+def determinism_cost(data: dict) -> str:
+    s = data["settings"]
+    ratios = [r["ratio"] for r in data["rows"]]
+    table = markdown(
+        ["method", "default (s)", "deterministic (s)", "ratio"],
+        [
+            [
+                r["method"] + _steps(r["hyperparameters"]),
+                f"{r['default_s']:.3f}",
+                f"{r['deterministic_s']:.3f}",
+                f"{r['ratio']:.2f}",
+            ]
+            for r in data["rows"]
+        ],
+    )
+    return (
+        f"One step of {s['model']} (batch {s['batch']} x {s['length']}), PyTorch's default "
+        f"kernels against the deterministic ones, interleaved round by round ({s['rounds']} "
+        f"rounds, medians):\n\n{table}\n\nRatios from {min(ratios):.2f} to {max(ratios):.2f}: "
+        "on a shared CPU a cost of a few percent cannot be told from noise."
+    )
+
+
+def attack_speed(data: dict) -> str:
+    s = data["settings"]
+    rows = []
+    for r in data["rows"]:
+        setting = f"r = {r['radius']:g}" if r["radius"] is not None else f"budget {r['budget']:g}"
+        rows.append(
+            [
+                r["victim"],
+                f"{r['attack']}, {setting}",
+                str(r["n"]),
+                f"{r['seconds']:.1f}",
+                f"{r['examples_per_s']:.2f}",
+                f"{r['queries_per_s']:.0f}",
+                f"{100 * r['model_seconds'] / r['seconds']:.0f}",
+                "—" if r["mean_queries"] is None else f"{r['mean_queries']:.1f}",
+            ]
+        )
+    headers = [
+        "victim",
+        "attack",
+        "examples",
+        "wall (s)",
+        "examples/s",
+        "queries/s",
+        "model %",
+        "mean queries",
+    ]
+    text = [markdown(headers, rows)]
+    homophone = next((r for r in data["rows"] if r["attack"] == "homophone"), None)
+    if homophone is not None and homophone["mean_queries"] is not None:
+        attacked = homophone["n"] - homophone["skipped"]
+        projected = 1000 * homophone["mean_queries"] / homophone["queries_per_s"]
+        text.append(
+            f"The goal of issue 13, 1,000 short texts with `homophone` in 5 minutes: "
+            f"{homophone['n']:,} TNEWS dev texts took {homophone['seconds']:.0f} s, but "
+            f"{homophone['skipped']} of them were skipped (the victim, dev accuracy "
+            f"{100 * s['victim_dev_accuracy']:.1f}%, got them wrong: one query each). The "
+            f"{attacked} attacked ones cost {homophone['mean_queries']:.1f} queries each; at the "
+            f"measured {homophone['queries_per_s']:.0f} queries/s (at the load above), 1,000 "
+            "texts the model gets "
+            f"right would take about {projected:.0f} s ({projected / 60:.1f} min). The model's "
+            f"forward passes took {100 * homophone['model_seconds'] / homophone['seconds']:.0f}% "
+            "of the time."
+        )
+    return "\n\n".join(text)
+
+
+BENCHMARKS = {
+    "step_cost": step_cost,
+    "cli_overhead": cli_overhead,
+    "ddp_cost": ddp_cost,
+    "determinism_cost": determinism_cost,
+    "attack_speed": attack_speed,
+}
+
+
 def render(readme: str) -> str:
     """``readme`` with every generated section rewritten; each section's markers must be there."""
-    for name, folder in SECTIONS.items():
+    texts = {name: lambda folder=folder: section(folder) for name, folder in SECTIONS.items()}
+    texts.update({name: lambda name=name: benchmark_section(name) for name in BENCHMARKS})
+    for name, text in texts.items():
         begin, end = f"<!-- generated:{name} -->\n", f"<!-- /generated:{name} -->"
         head, found_begin, rest = readme.partition(begin)
         _, found_end, tail = rest.partition(end)
         if not (found_begin and found_end):
             raise SystemExit(f"README.md: no {begin.strip()} ... {end} markers")
-        readme = head + begin + section(folder) + end + tail
+        readme = head + begin + text() + end + tail
     return readme
 
 

@@ -68,3 +68,112 @@ def test_every_number_of_the_table_comes_from_the_summary():
     changed = copy.deepcopy(summary)
     changed["groups"][1]["vs_baseline"]["mcnemar"]["b"] = 1
     assert update_readme.table(changed) != table
+
+
+# Benchmarks: each table is rendered from the JSON its benchmark wrote (benchmarks/results/).
+
+
+@pytest.mark.parametrize("name", sorted(_script().BENCHMARKS))
+def test_committed_benchmark_json_has_its_context(name):
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    assert path.exists(), f"run benchmarks/{name}.py --output {path.relative_to(ROOT)}"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["benchmark"] == name
+    context = data["context"]
+    for key in ("command", "date", "cpu_count", "torch_threads", "torch_version"):
+        assert context[key] not in (None, ""), key
+    assert len(context["load_average_start"]) == 3
+    assert context["command"].startswith(f"python benchmarks/{name}.py")
+
+
+# the measured numbers each benchmark's table shows, per row
+RENDERED = {
+    "step_cost": ["median_step_s", "time_ratio", "peak_mib", "extra_mib"],
+    "cli_overhead": ["median_step_s", "vs_plain"],
+    "ddp_cost": [
+        "median_step_s",
+        "all_reduce",
+        "all_reduce_bytes",
+        "all_gather",
+        "all_gather_bytes",
+    ],
+    "determinism_cost": ["default_s", "deterministic_s", "ratio"],
+    "attack_speed": ["seconds", "examples_per_s", "queries_per_s", "model_seconds", "mean_queries"],
+}
+
+
+def _rows(name: str, data: dict) -> list[tuple[dict, list[str]]]:
+    """Each row of measured numbers in ``data``, with the keys of it the table shows."""
+    if name != "ddp_cost":
+        return [(row, RENDERED[name]) for row in data["rows"]]
+    one, two = data["processes"]["1"], data["processes"]["2"]  # counts: 2 processes only
+    return [(row, ["median_step_s"]) for row in one.values()] + [
+        (row, RENDERED[name]) for row in two.values()
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(_script().BENCHMARKS))
+def test_every_benchmark_table_comes_from_its_json(name):
+    """The section changes when any measured number it shows changes in the JSON, in any row,
+    and when the context does."""
+    update_readme = _script()
+    assert set(RENDERED) == set(update_readme.BENCHMARKS)
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    assert path.exists(), f"run benchmarks/{name}.py --output {path.relative_to(ROOT)}"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rendered = update_readme.BENCHMARKS[name](data)
+    checked = 0
+    for index, (row, keys) in enumerate(_rows(name, data)):
+        for key in keys:
+            if row.get(key) is None:
+                continue
+            changed = copy.deepcopy(data)
+            _rows(name, changed)[index][0][key] = (row[key] + 1) * 1024  # visible in any unit
+            assert update_readme.BENCHMARKS[name](changed) != rendered, (index, key)
+            checked += 1
+    assert checked >= len(_rows(name, data))
+    context = copy.deepcopy(data)
+    context["context"]["load_average_start"][0] += 7
+    assert update_readme.benchmark_context(context) != update_readme.benchmark_context(data)
+
+
+def _step_cost_module():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # step_cost imports record from there
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "step_cost", ROOT / "benchmarks" / "step_cost.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_step_cost_measures_every_registered_method():
+    """step_cost reads its rows from the registry, so a method registered later is measured."""
+    import advnlp
+
+    rows = _step_cost_module().rows_available()
+    assert set(advnlp.method_names()) <= set(rows)
+
+
+def test_step_cost_section_names_the_methods_its_json_lacks():
+    """A method registered after the committed run is named in the README, not silently left out."""
+    update_readme = _script()
+    path = ROOT / "benchmarks" / "results" / "step_cost.json"
+    assert path.exists(), "run benchmarks/step_cost.py --output benchmarks/results/step_cost.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    measured = {r["method"] for r in data["rows"]}
+    text = update_readme.step_cost(data)
+    import advnlp
+
+    if set(advnlp.method_names()) <= measured:
+        assert "not measured yet" not in text
+    dropped = copy.deepcopy(data)
+    dropped["rows"] = [r for r in data["rows"] if r["method"] != "fgm_free"]
+    assert "Registered since this run, not measured yet: fgm_free" in update_readme.step_cost(
+        dropped
+    )
