@@ -66,10 +66,9 @@ class AdversarialMethod:
     a multi-rank job, runs as a single process). Token scope and the gradient penalty use it.
 
     ``start_step=N`` (every method but the baseline; AWP has it in its config): a warm-up,
-    the first N calls of
-    ``backward`` are plain steps (one pass, no hook on the embedding), the adversary starts
-    with call N + 1. ``steps_done`` counts the calls; a loop that counts optimizer steps itself
-    may set it before each call (the Trainer integration does).
+    the first N calls of ``backward`` are plain steps (one pass, no hook on the embedding), the
+    adversary starts with call N + 1. ``steps_done`` counts the calls; a loop that counts
+    optimizer steps itself may set it before each call (the Trainer integration does).
     """
 
     name: ClassVar[str] = ""

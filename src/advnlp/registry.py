@@ -77,7 +77,7 @@ def check(name: str, **kwargs: Any) -> None:
     """Validate a method's name and hyperparameter values before any model exists.
 
     The values go through the method's config, whose checks are the method's own; ``target``
-    and ``scaler`` are ignored (they need a model).
+    and ``scaler`` are ignored (they need a model); ``start_step`` is checked.
     """
     cls = resolve(name)
     own = hyperparameters(cls.name)
