@@ -261,7 +261,8 @@ def test_build_takes_target_and_scaler_except_for_the_baseline():
     with pytest.raises(
         advnlp.ConfigError,
         match=r"does not take 'alpha', 'steps'; it takes: "
-        r"adversarial_only, data_parallel_group, epsilon, epsilon_unit, scaler, scope, target$",
+        r"adversarial_only, data_parallel_group, epsilon, epsilon_unit, scaler, scope, "
+        r"start_step, target$",
     ):
         advnlp.registry.build("fgm", model, steps=2, alpha=0.1)
 
@@ -320,7 +321,7 @@ def test_help_shows_the_hyperparameters_as_arguments():
     """The signature the constructor had, from the config (DESIGN.md's public API)."""
     assert str(inspect.signature(advnlp.PGD)) == (
         "(model, epsilon=1.0, alpha=0.3, steps=3, *, scope='example', adversarial_only=False, "
-        "epsilon_unit='absolute', config=None, target=None, scaler=None)"
+        "epsilon_unit='absolute', config=None, target=None, scaler=None, start_step=0)"
     )
     assert str(inspect.signature(advnlp.Baseline)) == "(model, *, config=None)"
 

@@ -28,7 +28,7 @@ from .models import plain_lstm, tiny_bert
             "fgm",
             {"alpha": 0.1},
             r"method 'fgm' does not take 'alpha'; it takes: adversarial_only, "
-            r"data_parallel_group, epsilon, epsilon_unit, scaler, scope, target",
+            r"data_parallel_group, epsilon, epsilon_unit, scaler, scope, start_step, target",
         ),
         ("none", {"epsilon": 1.0}, r"method 'none' takes no hyperparameters, got epsilon"),
     ],

@@ -21,7 +21,9 @@ gradients, never what ``.grad`` accumulated from earlier micro-batches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
@@ -62,6 +64,11 @@ class AdversarialMethod:
     ``data_parallel_group=``: the process group whose ranks each hold a slice of one global
     batch, for setups advnlp cannot see (default: the DDP wrapper's group; a plain model, even in
     a multi-rank job, runs as a single process). Token scope and the gradient penalty use it.
+
+    ``start_step=N`` (every method but the baseline; AWP has it in its config): a warm-up,
+    the first N calls of ``backward`` are plain steps (one pass, no hook on the embedding), the
+    adversary starts with call N + 1. ``steps_done`` counts the calls; a loop that counts
+    optimizer steps itself may set it before each call (the Trainer integration does).
     """
 
     name: ClassVar[str] = ""
@@ -71,6 +78,10 @@ class AdversarialMethod:
     perturbs: ClassVar[bool] = True
     # "absolute" or "relative" (see perturbation.py); methods that take epsilon_unit set it.
     epsilon_unit: str = "absolute"
+    # the warm-up (see the class docstring); __init__ sets them
+    start_step: int = 0
+    steps_done: int = 0
+    _inside_backward: bool = False
 
     def __init__(
         self,
@@ -82,6 +93,15 @@ class AdversarialMethod:
         data_parallel_group: ProcessGroup | None = None,
         **hyperparameters: Any,
     ) -> None:
+        if _start_step_is_plumbing(type(self)):
+            self.start_step = check_start_step(hyperparameters.pop("start_step", 0))
+        # Steps taken so far, for the warm-up. It counts calls of backward, the one thing a
+        # method sees: one per micro-batch, the same sequence on every DDP rank (each runs every
+        # micro-batch's backward), so all ranks switch together without talking and their
+        # all-reduces stay paired. Under gradient accumulation over K micro-batches, N optimizer
+        # steps are N * K calls; a loop that counts optimizer steps sets steps_done itself.
+        self.steps_done = 0
+        self._inside_backward = False
         self.config = self._config(config, args, hyperparameters)
         for item in fields(self.config):
             setattr(self, item.name, getattr(self.config, item.name))
@@ -113,6 +133,8 @@ class AdversarialMethod:
         super().__init_subclass__(**kwargs)
         if "config_class" in cls.__dict__:  # what help() and editors show: the config's fields
             cls.__signature__ = _signature(cls)  # type: ignore[attr-defined]
+        if "backward" in cls.__dict__:  # the warm-up, honoured here for every method
+            cls.backward = _after_warm_up(cls.__dict__["backward"])  # type: ignore[method-assign]
 
     @classmethod
     def _config(cls, config: Any, args: tuple, hyperparameters: dict[str, Any]) -> Any:
@@ -220,7 +242,8 @@ class AdversarialMethod:
         # token scope under data parallelism: the global batch's rows
         gradient = sum_rows_across_ranks(gradient, self.data_parallel_group)
         unit = self._unit(gradient, run)
-        return ascent_step(gradient, length, unit, who=type(self).__name__, stacklevel=3)
+        # stacklevel: the user's line, past this, the method's backward and the warm-up wrapper
+        return ascent_step(gradient, length, unit, who=type(self).__name__, stacklevel=4)
 
     def _relative(self, scope: str) -> bool:
         return self.epsilon_unit == "relative" and getattr(self, "scope", None) == scope
@@ -270,9 +293,47 @@ class AdversarialMethod:
             yield
 
 
+def check_start_step(value: object) -> int:
+    """Return the warm-up ``start_step`` as an int >= 0, or raise ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigError(f"start_step must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _start_step_is_plumbing(method: type[AdversarialMethod]) -> bool:
+    """A keyword beside ``target=`` for methods that perturb an embedding; a method that does
+    not keeps it in its config (AWP), or has no adversary to delay (the baseline)."""
+    in_config = any(item.name == "start_step" for item in fields(method.config_class))
+    return method.perturbs and not in_config
+
+
+def _after_warm_up(method_backward: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``method_backward``, preceded by ``start_step`` plain steps."""
+
+    @functools.wraps(method_backward)
+    def backward(
+        self: AdversarialMethod, closure: Closure, backward: Backward | None = None
+    ) -> Tensor:
+        if self._inside_backward:  # a subclass's backward calling super().backward: one step
+            return method_backward(self, closure, backward)
+        step, self.steps_done = self.steps_done, self.steps_done + 1
+        if step < self.start_step:  # warm-up: exactly the baseline's step, no hook installed
+            loss = closure()
+            _check_loss(loss)
+            (backward or default_backward)(loss)
+            return loss.detach()
+        self._inside_backward = True
+        try:
+            return method_backward(self, closure, backward)
+        finally:
+            self._inside_backward = False
+
+    return backward
+
+
 def _signature(method: type[AdversarialMethod]) -> inspect.Signature:
-    """``(model, <the config's fields>, *, config, target, scaler)``; no target or scaler for a
-    method that perturbs nothing."""
+    """``(model, <the config's fields>, *, config, target, scaler, start_step)``; no target or
+    scaler for a method that perturbs nothing."""
     parameter = inspect.Parameter
     parameters = [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
     # the dataclass's own __init__ order: positional fields first (a subclass may add some)
@@ -281,6 +342,8 @@ def _signature(method: type[AdversarialMethod]) -> inspect.Signature:
         parameters.append(parameter(item.name, kind, default=item.default))
     for name in ("config", "target", "scaler") if method.perturbs else ("config",):
         parameters.append(parameter(name, parameter.KEYWORD_ONLY, default=None))
+    if _start_step_is_plumbing(method):
+        parameters.append(parameter("start_step", parameter.KEYWORD_ONLY, default=0))
     return inspect.Signature(parameters)
 
 

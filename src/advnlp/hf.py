@@ -40,6 +40,10 @@ class AdversarialTrainerMixin:
     multi-process run, so the delta-building passes can skip the all-reduce), with the
     accelerator's GradScaler when fp16 is on. The logged loss is the clean loss.
 
+    ``method_kwargs={"start_step": N}`` (the warm-up) counts optimizer steps here, the
+    Trainer's ``global_step``, not calls of backward: every micro-batch of one optimizer step
+    is then plain or perturbed alike, and a resumed run does not warm up again.
+
     Gradient accumulation: the mixin sets ``model_accepts_loss_kwargs = False``, so each
     micro-batch's mean loss is divided by the accumulation steps (right for models that
     average their own loss, e.g. classification heads); for a model whose loss does use
@@ -117,6 +121,7 @@ class AdversarialTrainerMixin:
         adversary = self.adversary(model)
         if hasattr(adversary, "micro_batches"):  # R3F, SMART, VAT: their KL, read from the
             adversary.micro_batches = accumulation  # logits, is divided like the loss
+        adversary.steps_done = self.state.global_step  # the warm-up counts optimizer steps
         return adversary.backward(closure, backward=self.accelerator.backward)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .base import AdversarialMethod
+from .base import AdversarialMethod, check_start_step
 from .errors import ConfigError
 from .methods import (
     AWP,
@@ -32,8 +32,9 @@ METHODS: dict[str, type[AdversarialMethod]] = {
     for cls in (Baseline, FGM, GradientPenalty, PGD, FreeLB, NEFTune, R3F, FreeFGM, AWP, SMART, VAT)
 }
 ALIASES = {"baseline": "none", "plain": "none", "gradient_penalty": "gp", "gradientpenalty": "gp"}
-# What a method that perturbs an embedding takes besides its config: plumbing, not settings.
-PLUMBING = ("target", "scaler", "data_parallel_group")
+# What a method that perturbs an embedding takes besides its config: plumbing, not settings
+# (start_step, the warm-up: AWP, which perturbs no embedding, has it in its config).
+PLUMBING = ("target", "scaler", "data_parallel_group", "start_step")
 
 
 def method_names() -> list[str]:
@@ -75,8 +76,8 @@ def accepted(name: str, values: dict[str, Any]) -> dict[str, Any]:
 def build(name: str, model: nn.Module, **kwargs: Any) -> AdversarialMethod:
     """Make method ``name`` for ``model``: ``build("fgm", model, epsilon=0.5)``.
 
-    ``target``, ``scaler`` and ``data_parallel_group`` are accepted by every method that
-    perturbs an embedding.
+    ``target``, ``scaler``, ``data_parallel_group`` and ``start_step`` (the warm-up) are
+    accepted by every method that perturbs an embedding.
     Unknown keyword arguments are an error naming the ones the method takes.
     """
     cls = resolve(name)
@@ -88,12 +89,15 @@ def check(name: str, **kwargs: Any) -> None:
     """Validate a method's name and hyperparameter values before any model exists.
 
     The values go through the method's config, whose checks are the method's own; ``target``
-    and ``scaler`` are ignored (they need a model).
+    and ``scaler`` are ignored (they need a model); ``start_step`` is checked.
     """
     cls = resolve(name)
-    values = {key: value for key, value in kwargs.items() if key not in PLUMBING}
+    own = hyperparameters(cls.name)
+    values = {key: value for key, value in kwargs.items() if key not in PLUMBING or key in own}
     _reject_unknown(cls.name, values)
     cls.config_class(**values)
+    if cls.perturbs and "start_step" in kwargs and "start_step" not in own:
+        check_start_step(kwargs["start_step"])
 
 
 def _reject_unknown(name: str, kwargs: dict[str, Any]) -> None:

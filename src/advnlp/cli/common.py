@@ -99,6 +99,15 @@ def add_data_and_model_flags(p: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--max-length", type=integer, default=128, help="tokens per example")
     model.add_argument("--gradient-accumulation", type=integer, default=1, metavar="K")
+    model.add_argument(
+        "--start-step",
+        type=integer,
+        default=0,
+        metavar="N",
+        help="warm-up: the first N optimizer steps are plain steps, the method starts after "
+        "them (counted in optimizer steps, so --gradient-accumulation and a --resume do not "
+        "move it; default: 0, from the first step)",
+    )
     model.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     model.add_argument(
         "--no-bucketing",
@@ -114,12 +123,14 @@ def hyperparameter_flags() -> dict[str, dict[str, Field]]:
     """``{hyperparameter: {method: its config field}}`` for every hyperparameter a flag sets.
 
     Read from the methods' configs, in registry order. ``epsilon`` is not among them: ``train``
-    takes one value and ``compare`` a list, so each command defines its own ``--epsilon``.
+    takes one value and ``compare`` a list, so each command defines its own ``--epsilon``; nor
+    is ``start_step`` (AWP's config holds it, every method takes it): ``--start-step`` is a
+    training flag of both commands.
     """
     flags: dict[str, dict[str, Field]] = {}
     for method in method_names():
         for item in config_fields(method):
-            if item.name != "epsilon":
+            if item.name not in ("epsilon", "start_step"):
                 flags.setdefault(item.name, {})[method] = item
     return flags
 
@@ -213,6 +224,7 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_dev_examples": args.max_dev_examples,
         "bucketing": not args.no_bucketing,
         "gradient_accumulation": args.gradient_accumulation,
+        "start_step": args.start_step,
         "precision": args.precision,
         "vocab_size": args.vocab_size,
         "layers": getattr(args, "layers", None),  # the demo sets its flags itself

@@ -36,6 +36,9 @@ class RunConfig:
     max_dev_examples: int | None = None
     bucketing: bool = True
     gradient_accumulation: int = 1
+    # warm-up: optimizer steps that are plain before the method starts (the Trainer's
+    # global_step, so accumulation and resuming do not move it)
+    start_step: int = 0
     precision: str = "fp32"
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -61,6 +64,13 @@ class RunConfig:
                 self.gradient_accumulation,
                 self.gradient_accumulation >= 1,
             ),
+            (
+                "--start-step",
+                self.start_step,
+                not isinstance(self.start_step, bool)
+                and isinstance(self.start_step, int)
+                and self.start_step >= 0,
+            ),
             ("--warmup-ratio", self.warmup_ratio, 0 <= self.warmup_ratio < 1),
             (
                 "--max-train-examples",
@@ -82,6 +92,11 @@ class RunConfig:
         if self.layers is not None and self.model in SCRATCH_SIZES:
             raise UsageError(
                 f"--layers: {self.model} has a fixed size; --layers is for pretrained models"
+            )
+        if "start_step" in self.method_kwargs:
+            raise UsageError(
+                "method_kwargs: the warm-up is RunConfig.start_step (--start-step), not a "
+                "method setting"
             )
         check(self.method, **self.method_kwargs)  # ConfigError naming the bad value
 

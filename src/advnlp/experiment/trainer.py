@@ -67,7 +67,7 @@ def build_trainer(
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=metrics,
         method=config.method,
-        method_kwargs=config.method_kwargs,
+        method_kwargs=method_kwargs(config),
         callbacks=[EpochStepTime()],
     )
     for callback in (PrinterCallback, ProgressCallback):  # they print every log line
@@ -75,6 +75,15 @@ def build_trainer(
     if progress:
         trainer.add_callback(Progress(steps_per_epoch))
     return trainer
+
+
+def method_kwargs(config: RunConfig) -> dict[str, Any]:
+    """The method's keyword arguments: its hyperparameters and the warm-up, if it takes one
+    (the baseline has no adversary to delay)."""
+    from ..registry import arguments
+
+    warm_up = {"start_step": config.start_step} if "start_step" in arguments(config.method) else {}
+    return {**config.method_kwargs, **warm_up}
 
 
 def predicted(predictions: Any) -> Any:

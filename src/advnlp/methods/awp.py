@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..base import AdversarialMethod, Backward, Closure, _check_loss, default_backward
+from ..base import (
+    AdversarialMethod,
+    Backward,
+    Closure,
+    _check_loss,
+    check_start_step,
+    default_backward,
+)
 from ..embedding import unwrap
 from ..errors import ConfigError, check_number
 
@@ -35,7 +42,10 @@ class AWPConfig:
     )
     start_step: int = field(
         default=0,
-        metadata={"help": "calls of backward that are plain steps before AWP begins"},
+        metadata={
+            "help": "calls of backward that are plain steps before AWP begins (the "
+            "warm-up every method takes, kept in AWP's config)"
+        },
     )
     param_regex: str = field(
         default="weight",
@@ -55,10 +65,7 @@ class AWPConfig:
     def __post_init__(self) -> None:
         self.adv_lr = check_number("adv_lr", self.adv_lr)
         self.adv_eps = check_number("adv_eps", self.adv_eps)
-        if isinstance(self.start_step, bool) or not isinstance(self.start_step, int):
-            raise ConfigError(f"start_step must be an integer >= 0, got {self.start_step!r}")
-        if self.start_step < 0:
-            raise ConfigError(f"start_step must be an integer >= 0, got {self.start_step!r}")
+        self.start_step = check_start_step(self.start_step)
         if not isinstance(self.param_regex, str):
             raise ConfigError(f"param_regex must be a string, got {self.param_regex!r}")
         try:
@@ -98,7 +105,8 @@ class AWP(AdversarialMethod):
     ``param.data`` or subtracting the step (a subtraction is not exact in floating point), and
     only the perturbed tensors are backed up; the widely copied class defaults to
     ``adv_eps=0.2``, while its users pass 1e-3 to 1e-2: 0.01 here. ``start_step`` counts
-    calls of ``backward`` (the recipe counts epochs).
+    calls of ``backward`` (the recipe counts epochs); the base class runs the warm-up, as
+    for every method.
 
     DDP: the clean pass's gradient is all-reduced (it is not run under ``no_sync``), so every
     rank perturbs its weights by the same, global-batch gradient and the replicas stay equal;
@@ -142,15 +150,13 @@ class AWP(AdversarialMethod):
                 f"param_regex {self.param_regex!r} matches no trainable parameter{shapes} of "
                 f"{type(unwrap(model)).__name__}"
             )
-        self.calls = 0
 
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
         backward = backward or default_backward
-        self.calls += 1
         loss = closure()
         _check_loss(loss)
         backward(loss)
-        if self.calls <= self.start_step or self.adv_lr == 0 or self.adv_eps == 0:
+        if self.adv_lr == 0 or self.adv_eps == 0:
             return loss.detach()
         backup = self._perturb()
         try:

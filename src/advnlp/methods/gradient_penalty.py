@@ -70,7 +70,15 @@ class GradientPenalty(AdversarialMethod):
             # Each data-parallel rank's local mean loss has group_size times the per-token
             # gradient of the global mean loss: dividing keeps the global batch's penalty.
             size = group_size(self.data_parallel_group)
-            penalty = penalty_term(grads, self.epsilon, who="GradientPenalty") / size
+            penalty = (
+                penalty_term(
+                    grads,
+                    self.epsilon,
+                    who="GradientPenalty",
+                    stacklevel=3,  # past the warm-up's
+                )
+                / size
+            )
             self.last_penalty = penalty.detach()
             backward(run.loss + penalty.to(run.loss.dtype))
         return run.loss.detach()
