@@ -220,6 +220,10 @@ class AdversarialMethod:
     ) -> Perturbation | None:
         """``length`` times the unit ascent direction; None (with a warning) if not finite."""
         gradient = run.gradient(scope, grads, self.padding_idx)
+        if self.data_parallel_group is None and gradient.scope == "token":
+            # fully_shard works in place: the model may have been sharded since the method was
+            # built (the Trainer's mixin builds it before Accelerate prepares the model)
+            self.data_parallel_group = find_data_parallel_group(self.model)
         # token scope under data parallelism: the global batch's rows
         gradient = sum_rows_across_ranks(gradient, self.data_parallel_group)
         unit = self._unit(gradient, run)
