@@ -12,13 +12,22 @@ parameter gradients. A method matches single-process training on the global batc
   group_size (the penalty is quadratic in the loss scale).
 
 The ranks that share one global batch are the data-parallel group: the DDP wrapper's
-``process_group``, or ``data_parallel_group=`` given to the method (for setups advnlp cannot
-see; FSDP's mesh is not read yet). A plain model has none and runs as a single process, even
-in a multi-rank job (a reference or evaluation rank, tensor or pipeline parallel groups).
+``process_group``, the 1-D mesh FSDP2's ``fully_shard`` sharded the model over, or
+``data_parallel_group=`` given to the method (for setups advnlp cannot see, a 2-D mesh among
+them). A plain model has none and runs as a single process, even in a multi-rank job (a
+reference or evaluation rank, tensor or pipeline parallel groups).
 
 Passes that only build the perturbation run under the DDP wrapper's ``no_sync()`` when the
 method was given the wrapper (pass the DDP model, not ``model.module``: it saves that
 all-reduce, and the inner module alone needs ``data_parallel_group=``).
+
+Under FSDP (``fully_shard``, which shards the model in place) the parameters are DTensors,
+each rank holding a slice of rows: token scope exchanges rows as under DDP, and the relative
+unit reads the batch's rows from the shards (one all_reduce of (U, H)). A pass whose
+gradients reach ``.grad`` is reduce-scattered at once (deferring it, FSDP's ``no_sync``, would
+keep an unsharded gradient set on every rank through the next pass); a pass that only takes
+``torch.autograd.grad`` of the embedding output reduces nothing. The gradient penalty is
+refused: its double backward crashes the process (see ``refuse_sharded_double_backward``).
 """
 
 from __future__ import annotations
