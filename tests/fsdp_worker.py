@@ -163,8 +163,29 @@ def main(out: Path) -> None:
             "other": traffic.other,
         }
     results["refused"] = refusals(mesh, part)
+    results["accumulating"] = accumulating(mesh, part)
     torch.save(results, out / f"rank{rank}.pt")
     dist.destroy_process_group()
+
+
+def accumulating(mesh, part: slice) -> list[int]:
+    """Reduce-scatters in a PGD step (adversarial only: its ascent passes pause the reduction
+    themselves) while the user accumulates without communication
+    (``set_requires_gradient_sync(False)``), then in a plain step with it back on: the pause
+    must leave the user's setting as it found it."""
+    case = tiny_bert(torch.float64)
+    traffic = Traffic()
+    model = shard(case.model, mesh, traffic)
+    batch = batch_of(case, part)
+    adv = advnlp.build("pgd", model, **{**SETTINGS["pgd"], "adversarial_only": True})
+    counts = []
+    model.set_requires_gradient_sync(False)
+    adv.backward(lambda: model(**batch).loss)
+    counts.append(len(traffic.reduce_scatter))
+    model.set_requires_gradient_sync(True)
+    model(**batch).loss.backward()
+    counts.append(len(traffic.reduce_scatter) - counts[0])
+    return counts
 
 
 def refusals(mesh, part: slice) -> dict[str, str]:

@@ -95,6 +95,14 @@ def test_fsdp_token_scope_moves_the_batch_rows_only(ranks, name, method, kwargs,
     assert len(gathers) == (3 * ascents * calls if token == "token" else 0), stats["other"]
 
 
+def test_fsdp_user_setting_of_gradient_sync_is_kept(ranks):
+    """A step while the user accumulates without communication reduces nothing (the pauses
+    put the user's False back, not True); the user's next synced step reduces once per FSDP
+    module."""
+    for rank in ranks:
+        assert rank["accumulating"] == [0, 3], rank["accumulating"]
+
+
 @pytest.mark.parametrize("when", ["gp-built-sharded", "gp-sharded-later"])
 def test_gradient_penalty_is_refused_before_it_crashes(ranks, when):
     """Its double backward kills the process under fully_shard (SIGSEGV, measured): advnlp
