@@ -164,8 +164,25 @@ def main(out: Path) -> None:
         }
     results["refused"] = refusals(mesh, part)
     results["accumulating"] = accumulating(mesh, part)
+    results["uneven_rows"] = uneven_rows(mesh)
     torch.save(results, out / f"rank{rank}.pt")
     dist.destroy_process_group()
+
+
+def uneven_rows(mesh) -> list[bool]:
+    """Whether the rows read from the shards of a vocabulary the ranks do not split evenly
+    (51 rows: 26 + 25; 5 rows: 3 + 2) are the matrix's rows (the relative unit reads them)."""
+    from advnlp.distributed import embedding_rows
+
+    found = []
+    for vocab in (51, 5):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Embedding(vocab, 4), torch.nn.Linear(4, 2))
+        full = model[0].weight.detach().clone()
+        fully_shard(model, mesh=mesh)
+        keys = torch.tensor(sorted({0, 1, vocab // 2, vocab - 1}))
+        found.append(torch.equal(embedding_rows(model[0].weight, keys), full[keys]))
+    return found
 
 
 def accumulating(mesh, part: slice) -> list[int]:

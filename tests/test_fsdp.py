@@ -95,6 +95,11 @@ def test_fsdp_token_scope_moves_the_batch_rows_only(ranks, name, method, kwargs,
     assert len(gathers) == (3 * ascents * calls if token == "token" else 0), stats["other"]
 
 
+def test_fsdp_rows_from_uneven_shards(ranks):
+    for rank in ranks:
+        assert rank["uneven_rows"] == [True, True]
+
+
 def test_fsdp_user_setting_of_gradient_sync_is_kept(ranks):
     """A step while the user accumulates without communication reduces nothing (the pauses
     put the user's False back, not True); the user's next synced step reduces once per FSDP

@@ -132,16 +132,21 @@ def fsdp_gradient_sync_paused(model: nn.Module) -> Iterator[None]:
     afterwards, so a user's gradient accumulation without communication keeps working.
     """
     modules = fsdp_modules(model)
-    # The public setter has no getter: read what it writes (one flag per parameter group).
-    before = [[group.reduce_grads for group in _param_groups(m)] for m in modules]
+    try:  # the public setter has no getter: read what it writes (one flag per parameter group)
+        before = [
+            [(group.reduce_grads, group.all_reduce_grads) for group in _param_groups(m)]
+            for m in modules
+        ]
+    except AttributeError:  # another torch: leave the setting alone (FSDP's default reduces
+        before, modules = [], []  # nothing here unless asked to reduce unused parameters)
     for module in modules:
         module.set_requires_gradient_sync(False, recurse=False)
     try:
         yield
     finally:
         for module, flags in zip(modules, before, strict=True):
-            for group, flag in zip(_param_groups(module), flags, strict=True):
-                group.reduce_grads = group.all_reduce_grads = flag
+            for group, (reduce, all_reduce) in zip(_param_groups(module), flags, strict=True):
+                group.reduce_grads, group.all_reduce_grads = reduce, all_reduce
 
 
 def _param_groups(module: nn.Module) -> list:
