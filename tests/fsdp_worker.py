@@ -99,7 +99,10 @@ class CountingAllGather(DefaultAllGather):
 
 class Collectives(TorchDispatchMode):
     """Every c10d op outside FSDP's own calls, with the elements it outputs (the largest of
-    its first argument, where c10d ops write, and what it returns)."""
+    its first argument, where c10d ops write, and what it returns). Ops a tensor subclass
+    issues inside another op's dispatch (DTensor arithmetic, e.g. AWP's norms) run with the
+    mode off and are not seen; advnlp's own calls (dist.all_gather / all_reduce, DTensor's
+    full_tensor) are."""
 
     def __init__(self, traffic: Traffic) -> None:
         super().__init__()
