@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.distributed import ProcessGroup
 
 from .distributed import data_parallel_group as find_data_parallel_group
-from .distributed import sum_rows_across_ranks
+from .distributed import embedding_rows, fsdp_gradient_sync_paused, sum_rows_across_ranks
 from .embedding import find_embedding, unwrap
 from .errors import ClosureError, ConfigError
 from .passes import Offset, Pass, ascent_step
@@ -207,7 +207,10 @@ class AdversarialMethod:
         """
         scale = self._loss_scale()
         loss = run.loss * scale if scale != 1.0 else run.loss
-        grads = torch.autograd.grad(loss, run.outputs, create_graph=create_graph, allow_unused=True)
+        with fsdp_gradient_sync_paused(self.model):  # nothing reaches .grad: nothing to reduce
+            grads = torch.autograd.grad(
+                loss, run.outputs, create_graph=create_graph, allow_unused=True
+            )
         if scale == 1.0:
             return list(grads)
         return [None if g is None else g.to(work_dtype(g.dtype)) / scale for g in grads]
@@ -239,6 +242,10 @@ class AdversarialMethod:
     ) -> Perturbation | None:
         """``length`` times the unit ascent direction; None (with a warning) if not finite."""
         gradient = run.gradient(scope, grads, self.padding_idx)
+        if self.data_parallel_group is None and gradient.scope == "token":
+            # fully_shard works in place: the model may have been sharded since the method was
+            # built (the Trainer's mixin builds it before Accelerate prepares the model)
+            self.data_parallel_group = find_data_parallel_group(self.model)
         # token scope under data parallelism: the global batch's rows
         gradient = sum_rows_across_ranks(gradient, self.data_parallel_group)
         unit = self._unit(gradient, run)
@@ -258,8 +265,11 @@ class AdversarialMethod:
         if self.epsilon_unit != "relative":
             return None
         if direction.scope == "token":
-            weight = self.embedding.weight
-            return [Perturbation.token_unit(weight, direction.keys, self.padding_idx)]
+            keys = direction.keys
+            if self.padding_idx is not None:
+                keys = keys[keys != self.padding_idx]
+            rows = embedding_rows(self.embedding.weight, keys)  # FSDP: from the shards
+            return [Perturbation.token_unit(rows, torch.arange(len(keys)), None)]
         return run.units
 
     def _plain_step(self, closure: Closure, backward: Backward, *, clean_done: bool) -> None:
@@ -284,7 +294,11 @@ class AdversarialMethod:
     def _no_gradient_sync(self) -> Iterator[None]:
         """Passes that only build the perturbation: no DDP gradient all-reduce (``no_sync``).
 
-        Gradients they leave in ``.grad`` are reduced together with the last pass's.
+        Gradients they leave in ``.grad`` are reduced together with the last pass's. Not under
+        FSDP: there the gradients of a pass that reaches ``.grad`` are reduce-scattered at once,
+        since deferring keeps an unsharded gradient set (the vocab x hidden embedding's
+        included) on every rank until the last pass; passes that leave ``.grad`` untouched
+        skip the reduction in :meth:`_input_gradients`.
         """
         if self._defers_sync():
             with self.model.no_sync():

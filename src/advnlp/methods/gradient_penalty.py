@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..base import AdversarialMethod, Backward, Closure, default_backward
-from ..distributed import group_size
+from ..distributed import group_size, refuse_sharded_double_backward
 from ..errors import check_number
 from ..passes import penalty_term
 
@@ -52,6 +53,11 @@ class GradientPenalty(AdversarialMethod):
 
     After ``backward``, ``last_penalty`` holds the penalty term (detached).
 
+    Refused under FSDP (``fully_shard`` on any part of the model), with a ConfigError when the
+    method is built or called: the double backward crashes the process there (SIGSEGV, no
+    error), because the first backward frees the gathered parameters that its graph still
+    reads (see ``advnlp.distributed.refuse_sharded_double_backward``). DDP works.
+
     Example:
         >>> adv = advnlp.GradientPenalty(model, epsilon=1.0)
         >>> loss = adv.backward(lambda: model(**batch).loss)
@@ -62,7 +68,12 @@ class GradientPenalty(AdversarialMethod):
     config: GradientPenaltyConfig
     last_penalty: Tensor | None = None
 
+    def __init__(self, model: nn.Module, *args: Any, **kwargs: Any) -> None:
+        super().__init__(model, *args, **kwargs)
+        refuse_sharded_double_backward(model, type(self).__name__)
+
     def backward(self, closure: Closure, backward: Backward | None = None) -> Tensor:
+        refuse_sharded_double_backward(self.model, type(self).__name__)  # sharded after building
         backward = backward or default_backward
         with sdpa_kernel(SDPBackend.MATH), _explain_missing_double_backward():
             run = self._forward(closure)
