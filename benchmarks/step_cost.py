@@ -162,17 +162,6 @@ EXTRA_ROWS = {
     "fgm (example)": lambda m: advnlp.build("fgm", m, scope="example"),
     "fgm (matrix backup)": lambda m: MatrixBackupFGM(m, advnlp.hyperparameters("fgm")["epsilon"]),
 }
-# A registered method without a row above runs at its defaults, so a new one is measured
-# without an edit here (a row's name starts with the method's: "fgm (token)", "pgd-3").
-_COVERED = {name.split()[0].split("-")[0] for name in METHODS}
-METHODS.update(
-    {
-        name: (lambda m, name=name: advnlp.build(name, m))
-        for name in advnlp.method_names()
-        if name not in _COVERED
-    }
-)
-
 
 def rows_available() -> dict:
     """Every registered method at its defaults (read from the registry, so a method added
