@@ -163,6 +163,7 @@ EXTRA_ROWS = {
     "fgm (matrix backup)": lambda m: MatrixBackupFGM(m, advnlp.hyperparameters("fgm")["epsilon"]),
 }
 
+
 def rows_available() -> dict:
     """Every registered method at its defaults (read from the registry, so a method added
     later is measured without touching this file), then the extra rows."""
