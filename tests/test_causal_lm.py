@@ -9,6 +9,10 @@ tokens as one big batch does under gradient accumulation."""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -305,3 +309,162 @@ def test_gradient_accumulation_weighs_tokens_as_one_batch(tmp_path, name):
     whole, accumulated = grads_by_batch
     for param in whole:
         torch.testing.assert_close(accumulated[param], whole[param], rtol=1e-5, atol=1e-7)
+
+
+# -- advnlp train --task causal-lm ---------------------------------------------------------
+def write_pairs(path, pairs) -> str:
+    path.write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in pairs))
+    return str(path)
+
+
+def arithmetic_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for a, b in torch.randint(0, 10, (n, 2), generator=generator).tolist():
+        rows.append((f"add {a} and {b} :", f"{a + b} is the sum"))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def lm_folder(tmp_path_factory):
+    """A tiny GPT-2 and a word-level tokenizer without a padding token, saved to a folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-lm")
+    words = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    texts = [f"{p} {r}" for p, r in arithmetic_pairs(200, seed=9)]
+    words.train_from_iterator(
+        texts, trainers.WordLevelTrainer(special_tokens=["<unk>", "<s>", "</s>"])
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def data(tmp_path):
+    return (
+        write_pairs(tmp_path / "train.jsonl", arithmetic_pairs(24, seed=1)),
+        write_pairs(tmp_path / "dev.jsonl", arithmetic_pairs(6, seed=2)),
+    )
+
+
+def dev_loss_by_hand(model_folder, dev_file) -> tuple[float, int]:
+    """Mean NLL of the dev response tokens (and their EOS), one example at a time."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_folder)
+    model = AutoModelForCausalLM.from_pretrained(model_folder).eval()
+    total, count = 0.0, 0
+    for line in Path(dev_file).read_text().splitlines():
+        row = json.loads(line)
+        prompt = tokenizer(row["prompt"])["input_ids"]
+        response = tokenizer(row["response"], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prompt + response + [tokenizer.eos_token_id]])
+        with torch.no_grad():
+            logp = model(input_ids=ids).logits.log_softmax(-1)[0]
+        for position in range(len(prompt), ids.shape[1]):
+            total -= float(logp[position - 1, ids[0, position]])
+            count += 1
+    return total / count, count
+
+
+def test_cli_trains_and_scores_the_dev_responses(tmp_path, lm_folder, data, capsys):
+    from advnlp.cli import main
+    from advnlp.experiment.results import RunResult
+
+    train_file, dev_file = data
+    out = tmp_path / "run"
+    code = main(
+        ["train", "--task", "causal-lm", "--train", train_file, "--dev", dev_file]
+        + ["--model", str(lm_folder), "--method", "fgm", "--epsilon", "0.5", "--epochs", "2"]
+        + ["--batch-size", "8", "--lr", "3e-3", "--output", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "dev perplexity" in printed.out and "best epoch" in printed.out
+    result = RunResult.load(out / "results.json")
+    assert result.config.task == "causal-lm" and result.config.method == "fgm"
+    assert [e.epoch for e in result.epochs] == [1, 2]
+    assert all(e.dev_loss is not None and e.train_loss is not None for e in result.epochs)
+    best = min(result.epochs, key=lambda e: e.dev_loss)
+    assert result.best_epoch == best.epoch
+    # the saved best model's dev loss, computed independently, is the one recorded
+    loss, tokens = dev_loss_by_hand(out / "model", dev_file)
+    assert result.dev.tokens == tokens and result.dev.n == 6
+    assert result.dev.loss == pytest.approx(loss, rel=1e-5)
+    assert result.dev.loss == pytest.approx(best.dev_loss, rel=1e-6)
+    assert result.dev.perplexity == pytest.approx(math.exp(loss), rel=1e-5)
+    assert 0 <= result.dev.accuracy <= 1
+    assert result.labels == [] and not result.collapsed
+
+
+ERRORS = {
+    "missing-field": (
+        lambda p: [
+            *p.base,
+            "--train",
+            p.file("t.jsonl", '{"prompt": "a", "response": "b"}\n{"prompt": "c"}\n'),
+        ],
+        't.jsonl:2: no "response" field',
+    ),
+    "not-a-string": (
+        lambda p: [*p.base, "--dev", p.file("d.jsonl", '{"prompt": 3, "response": "b"}\n')],
+        'd.jsonl:1: "prompt" is a int',
+    ),
+    "empty-file": (
+        lambda p: [*p.base, "--train", p.file("e.jsonl", "")],
+        "e.jsonl: the file is empty",
+    ),
+    "label-column": (lambda p: [*p.base, "--label-column", "y"], "--label-column: a text-classif"),
+    "text-column": (lambda p: [*p.base, "--text-column", "prompt"], "--text-column: a text-cl"),
+    "vocab-size": (lambda p: [*p.base, "--vocab-size", "8000"], "--vocab-size: a text-classif"),
+    "layers": (lambda p: [*p.base, "--layers", "1"], "--layers: a text-classification"),
+    "no-model": (lambda p: [a for a in p.base if a not in ("--model", p.model)], "--model: --task"),
+    "scratch-model": (lambda p: [*p.base, "--model", "scratch-small"], "--model: scratch-small"),
+    "csv": (lambda p: [*p.base, "--train", p.file("t.csv", "prompt,response\na,b\n")], "t.csv: "),
+    "bad-task": (lambda p: [*p.base, "--task", "seq2seq"], "--task: invalid choice"),
+}
+
+
+class Place:
+    def __init__(self, root, model, data):
+        self.root, self.model = root, str(model)
+        self.out = root / "out"
+        self.base = ["train", "--task", "causal-lm", "--train", data[0], "--dev", data[1]]
+        self.base += ["--model", self.model, "--output", str(self.out)]
+
+    def file(self, name, text):
+        path = self.root / name
+        path.write_text(text)
+        return str(path)
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_cli_mistakes_exit_2_with_one_line(tmp_path, lm_folder, data, capsys, case):
+    from advnlp.cli import main
+
+    place = Place(tmp_path, lm_folder, data)
+    args, needle = ERRORS[case]
+    code = main(args(place))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err, err
+    assert "Traceback" not in err
+    assert not place.out.exists()
