@@ -528,3 +528,17 @@ def test_trl_sft_example_runs_the_method(tmp_path):
     advnlp.FGM(model, epsilon=0.5).backward(lambda: compute_loss(model, dict(batch), **kwargs))
     for name, p in model.named_parameters():
         torch.testing.assert_close(capture.grads[0][name], p.grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_readme_causal_example_runs(tmp_path, monkeypatch):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Causal language models", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)  # its output_dir
+    namespace: dict = {}
+    exec(code, namespace)
+    trainer = namespace["trainer"]
+    assert trainer.state.global_step == 2
+    assert type(trainer.adversary(trainer.model)).__name__ == "FreeLB"
