@@ -542,3 +542,18 @@ def test_readme_causal_example_runs(tmp_path, monkeypatch):
     trainer = namespace["trainer"]
     assert trainer.state.global_step == 2
     assert type(trainer.adversary(trainer.model)).__name__ == "FreeLB"
+
+
+def test_causal_results_round_trip(tmp_path):
+    from advnlp.experiment.results import Epoch, RunResult, Scores
+    from advnlp.experiment.run_config import RunConfig
+
+    result = RunResult(
+        config=RunConfig("t.jsonl", "d.jsonl", "out", model="m", method="fgm", task="causal-lm"),
+        epochs=[Epoch(1, train_loss=2.0, dev_accuracy=0.5, dev_loss=1.5)],
+        best_epoch=1,
+        dev=Scores(0.5, n=3, loss=1.5, perplexity=math.exp(1.5), tokens=12),
+        test=Scores(0.25, n=2, loss=2.0, perplexity=math.exp(2.0), tokens=8),
+    )
+    result.save(tmp_path / "results.json")
+    assert RunResult.load(tmp_path / "results.json") == result
