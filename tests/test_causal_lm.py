@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -439,6 +440,9 @@ ERRORS = {
     "scratch-model": (lambda p: [*p.base, "--model", "scratch-small"], "--model: scratch-small"),
     "csv": (lambda p: [*p.base, "--train", p.file("t.csv", "prompt,response\na,b\n")], "t.csv: "),
     "bad-task": (lambda p: [*p.base, "--task", "seq2seq"], "--task: invalid choice"),
+    "not-causal": (lambda p: [*p.base, "--model", p.saved("distilbert")], "not loadable as a c"),
+    "vocab-mismatch": (lambda p: [*p.base, "--model", p.saved("bert")], "only 20 rows"),
+    "no-such-folder": (lambda p: [*p.base, "--model", "./nowhere"], "--model ./nowhere: no such"),
 }
 
 
@@ -448,6 +452,28 @@ class Place:
         self.out = root / "out"
         self.base = ["train", "--task", "causal-lm", "--train", data[0], "--dev", data[1]]
         self.base += ["--model", self.model, "--output", str(self.out)]
+
+    def saved(self, kind):
+        """A folder with the tiny LM's tokenizer and a model that does not fit it: a BERT
+        (AutoModelForCausalLM makes a BertLMHeadModel) of 20 tokens, or a DistilBERT (no
+        causal LM)."""
+        from transformers import AutoModel, BertConfig, DistilBertConfig
+
+        if kind == "bert":
+            config = BertConfig(
+                vocab_size=20,
+                hidden_size=8,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=8,
+            )
+        else:
+            config = DistilBertConfig(vocab_size=20, dim=8, n_layers=1, n_heads=2, hidden_dim=8)
+        folder = self.root / kind
+        AutoModel.from_config(config).save_pretrained(folder)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(Path(self.model) / name, folder / name)
+        return str(folder)
 
     def file(self, name, text):
         path = self.root / name
@@ -461,7 +487,9 @@ def test_cli_mistakes_exit_2_with_one_line(tmp_path, lm_folder, data, capsys, ca
 
     place = Place(tmp_path, lm_folder, data)
     args, needle = ERRORS[case]
-    code = main(args(place))
+    argv = args(place)
+    capsys.readouterr()  # what making the files printed
+    code = main(argv)
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err

@@ -66,7 +66,18 @@ def load_model(name: str, tokenizer: Any) -> Any:
     try:
         model = AutoModelForCausalLM.from_pretrained(name, **_source(name))
     except (OSError, ValueError) as error:
+        if Path(name).expanduser().is_dir():  # e.g. a classifier's folder
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise UsageError(
+                f"--model {name}: not loadable as a causal language model ({first[:200]})"
+            ) from None
         raise _hub_error(name, "causal language model", error) from None
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:  # an id past the matrix fails deep in the first step otherwise
+        raise UsageError(
+            f"--model {name}: its tokenizer has {len(tokenizer)} tokens but the model's "
+            f"embedding only {rows} rows; give a folder whose model and tokenizer match"
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
