@@ -24,6 +24,7 @@ from torch import nn
 from transformers import Trainer
 
 from .base import AdversarialMethod
+from .embedding import unwrap
 from .registry import build, resolve
 
 __all__ = ["AdversarialTrainer", "AdversarialTrainerMixin"]
@@ -44,9 +45,12 @@ class AdversarialTrainerMixin:
     Trainer's ``global_step``, not calls of backward: every micro-batch of one optimizer step
     is then plain or perturbed alike, and a resumed run does not warm up again.
 
-    Gradient accumulation: the mixin sets ``model_accepts_loss_kwargs = False``, so each
-    micro-batch's mean loss is divided by the accumulation steps (right for models that
-    average their own loss, e.g. classification heads); for a model whose loss does use
+    Gradient accumulation: for most models the mixin sets ``model_accepts_loss_kwargs =
+    False``, so each micro-batch's mean loss is divided by the accumulation steps (right for
+    models that average their own loss, e.g. classification heads). Causal language models
+    (those ``AutoModelForCausalLM`` makes: their loss sums over the labelled tokens and divides
+    by ``num_items_in_batch``) keep the Trainer's own setting, so a response token weighs the
+    same in every micro-batch, as in one big batch. For another model whose loss does use
     ``num_items_in_batch``, set it back to True after construction.
     """
 
@@ -62,7 +66,9 @@ class AdversarialTrainerMixin:
         # would pass them num_items_in_batch, skip its division by the accumulation steps and
         # multiply by the number of processes, giving k x world_size times the gradient (and
         # the gradient penalty a wrong weight). Off, the Trainer scales the loss itself.
-        self.model_accepts_loss_kwargs = False
+        # Causal LMs do divide by it: they keep the Trainer's choice.
+        if not _counts_tokens(self.model):
+            self.model_accepts_loss_kwargs = False
         self.adversarial_method = resolve(method).name  # aliases resolved once, here
         self.adversarial_kwargs = dict(method_kwargs or {})
         self._adversary: AdversarialMethod | None = None
@@ -123,6 +129,20 @@ class AdversarialTrainerMixin:
             adversary.micro_batches = accumulation  # logits, is divided like the loss
         adversary.steps_done = self.state.global_step  # the warm-up counts optimizer steps
         return adversary.backward(closure, backward=self.accelerator.backward)
+
+
+def _counts_tokens(model: nn.Module | None) -> bool:
+    """Whether ``model`` is a causal language model (the Trainer's own test, which it uses to
+    shift labels): its loss, transformers' causal LM loss, divides the summed token losses by
+    ``num_items_in_batch`` when given it (the labelled tokens of the whole accumulated batch)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model is None:
+        return False
+    model = unwrap(model)
+    if callable(getattr(model, "get_base_model", None)):  # a PEFT wrapper
+        model = model.get_base_model()
+    return type(model).__name__ in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
 
 
 class AdversarialTrainer(AdversarialTrainerMixin, Trainer):

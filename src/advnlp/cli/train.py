@@ -1,4 +1,8 @@
-"""``advnlp train``: one run of one method; writes the best model and results.json."""
+"""``advnlp train``: one run of one method; writes the best model and results.json.
+
+``--task causal-lm`` fine-tunes a causal language model on prompt/response pairs instead of a
+classifier (cli/causal_lm.py): the same run folder, method flags, --resume and results.json,
+without the flags that only mean something to a classifier."""
 
 from __future__ import annotations
 
@@ -11,6 +15,15 @@ from ..experiment.run_folder import RunFolder
 from ..registry import hyperparameters, method_names
 from . import common
 
+TASKS = ("classification", "causal-lm")
+# dest -> flag of the options only a text classifier has
+CLASSIFICATION_ONLY = {
+    "text_column": "--text-column",
+    "label_column": "--label-column",
+    "vocab_size": "--vocab-size",
+    "layers": "--layers",
+}
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     p = sub.add_parser(
@@ -20,6 +33,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
         "save the best-on-dev model and results.json in --output.",
     )
     common.add_data_and_model_flags(p)
+    p.add_argument(
+        "--task",
+        choices=TASKS,
+        default="classification",
+        help="classification (text -> label; default) or causal-lm: fine-tune a causal language "
+        'model (--model, a Hugging Face name or folder) on JSON lines of {"prompt", "response"}, '
+        "the loss on the response tokens only; dev loss, perplexity and token accuracy",
+    )
     p.add_argument("--test", metavar="FILE", help="test data, scored with the best model")
     p.add_argument(
         "--method", default="fgm", help=f"one of {', '.join(method_names())} (default: fgm)"
@@ -36,7 +57,10 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     )
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --output")
     p.add_argument("--keep-checkpoints", action="store_true")
-    p.set_defaults(run=run)
+    # --task causal-lm refuses the classifier's flags, so run() must see which were given: they
+    # default to None here, and a classification run gives them their real defaults.
+    defaults = {dest: p.get_default(dest) for dest in (*CLASSIFICATION_ONLY, "model")}
+    p.set_defaults(**dict.fromkeys(defaults), classification_defaults=defaults, run=run)
 
 
 def method_kwargs(args: argparse.Namespace) -> dict:
@@ -53,12 +77,23 @@ def method_kwargs(args: argparse.Namespace) -> dict:
     return given
 
 
+def check_seed(args: argparse.Namespace) -> None:
+    if not 0 <= args.seed < 2**32:  # numpy's range; set_seed would fail with a traceback
+        raise UsageError(f"--seed: {args.seed} is out of range (0 to 2**32 - 1)")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..experiment.train import RunConfig
     from ..experiment.train import run as train_run
 
-    if not 0 <= args.seed < 2**32:  # numpy's range; set_seed would fail with a traceback
-        raise UsageError(f"--seed: {args.seed} is out of range (0 to 2**32 - 1)")
+    if args.task == "causal-lm":
+        from . import causal_lm
+
+        return causal_lm.run(args)
+    for dest, default in args.classification_defaults.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+    check_seed(args)
     config = RunConfig(
         **common.run_settings(args),
         method=common.method_name(args.method),

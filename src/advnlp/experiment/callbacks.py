@@ -64,7 +64,13 @@ class Progress(TrainerCallback):
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
     ) -> None:
-        if self.bar is not None and metrics and "eval_accuracy" in metrics:
+        if self.bar is not None and metrics and "eval_perplexity" in metrics:  # causal LMs
+            self.bar.write(
+                f"epoch {round(state.epoch)}: dev loss {metrics['eval_nll']:.4f}, perplexity "
+                f"{metrics['eval_perplexity']:.2f}, token accuracy "
+                f"{100 * metrics['eval_accuracy']:.2f}%"
+            )
+        elif self.bar is not None and metrics and "eval_accuracy" in metrics:
             self.bar.write(
                 f"epoch {round(state.epoch)}: dev accuracy {100 * metrics['eval_accuracy']:.2f}%, "
                 f"macro-F1 {100 * metrics['eval_macro_f1']:.2f}%"

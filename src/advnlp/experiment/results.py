@@ -3,9 +3,11 @@
 the other's tests instead of silently reading ``None``.
 
 Schema versions: 0 is a file without ``schema_version`` (written before it existed); 1 adds
-``schema_version`` and ``dev_majority_share``. Fields added over time are optional on reading,
-so an older file loads with ``None`` where it lacks one. A file from a newer advnlp (a higher
-version), or one that is not a results file, is refused with a one-line DataError naming it.
+``schema_version`` and ``dev_majority_share``; 2 adds causal language model runs
+(``config.task``; the scores' ``loss``, ``perplexity``, ``tokens``; the epochs' ``dev_loss``).
+Fields added over time are optional on reading, so an older file loads with ``None`` where it
+lacks one. A file from a newer advnlp (a higher version), or one that is not a results file, is
+refused with a one-line DataError naming it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .io import write_json_atomic
 from .run_config import RunConfig
 
 RESULTS_NAME = "results.json"  # in a run's folder (RunFolder.results)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A run whose best model predicts one class for at least this share of the dev examples has
 # collapsed: it learnt (almost) nothing but the label it falls back on, whatever its accuracy.
 COLLAPSE_SHARE = 0.9
@@ -31,11 +33,18 @@ COLLAPSE_SHARE = 0.9
 
 @dataclass
 class Scores:
-    """The best model's scores on one split (fractions) and its number of examples."""
+    """The best model's scores on one split (fractions) and its number of examples.
+
+    A causal language model's: ``accuracy`` is the next-token accuracy on the response tokens,
+    ``loss`` their mean negative log-likelihood (nats per token), ``perplexity`` exp(loss),
+    ``tokens`` their count."""
 
     accuracy: float
     macro_f1: float | None = None
     n: int | None = None
+    loss: float | None = None
+    perplexity: float | None = None
+    tokens: int | None = None
 
 
 @dataclass
@@ -47,6 +56,7 @@ class Epoch:
     dev_accuracy: float | None = None
     dev_macro_f1: float | None = None
     step_time_s: float | None = None
+    dev_loss: float | None = None  # causal LMs: mean NLL of the dev response tokens
 
 
 @dataclass(kw_only=True)
@@ -180,13 +190,16 @@ def _scores(data: Mapping[str, Any], key: str, required: bool) -> Scores | None:
         accuracy=_get(scores, "accuracy", _NUMBER, where, required=True),
         macro_f1=_get(scores, "macro_f1", _NUMBER, where),
         n=_get(scores, "n", int, where),
+        loss=_get(scores, "loss", _NUMBER, where),
+        perplexity=_get(scores, "perplexity", _NUMBER, where),
+        tokens=_get(scores, "tokens", int, where),
     )
 
 
 def _epoch(row: Any) -> Epoch:
     if not isinstance(row, Mapping):
         raise _Invalid("epochs holds a value that is not an object")
-    numbers = ("train_loss", "dev_accuracy", "dev_macro_f1", "step_time_s")
+    numbers = ("train_loss", "dev_accuracy", "dev_macro_f1", "step_time_s", "dev_loss")
     return Epoch(
         epoch=_get(row, "epoch", int, "epochs[].", required=True),
         **{key: _get(row, key, _NUMBER, "epochs[].") for key in numbers},

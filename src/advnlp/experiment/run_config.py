@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..registry import check
 from .models import SCRATCH, SCRATCH_SIZES
 
+TASKS = ("classification", "causal-lm")
 DEFAULT_LR = {"pretrained": 2e-5, SCRATCH: 3e-4}  # Su's original: 2e-5; a random BERT needs more
 
 
@@ -45,6 +46,8 @@ class RunConfig:
     vocab_size: int = 8000
     keep_checkpoints: bool = False
     layers: int | None = None  # keep the first K layers of a pretrained model (None: all)
+    # "classification" (text -> label) or "causal-lm" (prompt -> response, experiment/causal.py)
+    task: str = "classification"
 
     @property
     def learning_rate(self) -> float:
@@ -86,9 +89,15 @@ class RunConfig:
             ("--vocab-size", self.vocab_size, self.vocab_size >= 100),
             ("--layers", self.layers, self.layers is None or self.layers >= 1),
         ]
+        checks.append(("--task", self.task, self.task in TASKS))
         for flag, value, ok in checks:
             if not ok:
                 raise UsageError(f"{flag}: {value!r} is out of range")
+        if self.task == "causal-lm" and self.model in SCRATCH_SIZES:
+            raise UsageError(
+                f"--model: {self.model} is a classifier; --task causal-lm needs a causal language "
+                "model (a Hugging Face name or folder)"
+            )
         if self.layers is not None and self.model in SCRATCH_SIZES:
             raise UsageError(
                 f"--layers: {self.model} has a fixed size; --layers is for pretrained models"

@@ -23,41 +23,14 @@ def build_trainer(
 ) -> Any:
     """An AdversarialTrainer for the run: evaluated and saved every epoch (the best on dev is
     loaded at the end), seeded, quiet unless ``progress``."""
-    import torch
-    from transformers import DataCollatorWithPadding, TrainingArguments
+    from transformers import DataCollatorWithPadding
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from ..hf import AdversarialTrainer
     from .callbacks import EpochStepTime, Progress
 
     steps_per_epoch = math.ceil(len(train) / (config.batch_size * config.gradient_accumulation))
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=max(64, 2 * config.batch_size),
-        gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_steps=config.warmup_ratio,  # a float < 1 is a ratio in transformers 5
-        num_train_epochs=config.epochs,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,  # the best and the latest
-        load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
-        greater_is_better=True,
-        logging_strategy="steps",
-        logging_steps=1,
-        train_sampling_strategy="group_by_length" if config.bucketing else "random",
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=config.precision == "bf16",
-        fp16=config.precision == "fp16",
-        use_cpu=not torch.cuda.is_available(),
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
+    args = training_arguments(config, checkpoints, best="accuracy", greater_is_better=True)
     trainer = AdversarialTrainer(
         model=model,
         args=args,
@@ -86,6 +59,43 @@ def method_kwargs(config: RunConfig) -> dict[str, Any]:
     return {**config.method_kwargs, **warm_up}
 
 
+def training_arguments(
+    config: RunConfig, checkpoints: Path, *, best: str, greater_is_better: bool
+) -> Any:
+    """The run's TrainingArguments: evaluated and saved every epoch, the model best by the
+    metric ``best`` loaded at the end, seeded, logging every step, no tqdm of its own."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(64, 2 * config.batch_size),
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_ratio,  # a float < 1 is a ratio in transformers 5
+        num_train_epochs=config.epochs,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # the best and the latest
+        load_best_model_at_end=True,
+        metric_for_best_model=best,
+        greater_is_better=greater_is_better,
+        logging_strategy="steps",
+        logging_steps=1,
+        train_sampling_strategy="group_by_length" if config.bucketing else "random",
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.precision == "bf16",
+        fp16=config.precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
 def predicted(predictions: Any) -> Any:
     """Predicted label ids from the Trainer's predictions (logits, or a tuple led by them)."""
     logits = predictions[0] if isinstance(predictions, tuple) else predictions
@@ -112,7 +122,8 @@ def epochs_from_log(log_history: list[dict[str, Any]]) -> list[Epoch]:
             losses.setdefault(index, []).append(entry["loss"])
         if "eval_accuracy" in entry:
             epochs.setdefault(index, {})["dev_accuracy"] = entry["eval_accuracy"]
-            epochs[index]["dev_macro_f1"] = entry["eval_macro_f1"]
+            epochs[index]["dev_macro_f1"] = entry.get("eval_macro_f1")  # none for causal LMs
+            epochs[index]["dev_loss"] = entry.get("eval_nll")  # causal LMs only
         if "step_time_s" in entry:
             epochs.setdefault(index, {})["step_time_s"] = entry["step_time_s"]
     return [
