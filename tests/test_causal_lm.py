@@ -415,6 +415,23 @@ def test_cli_trains_and_scores_the_dev_responses(tmp_path, lm_folder, data, caps
     assert result.labels == [] and not result.collapsed
 
 
+
+def test_cli_start_step_reaches_the_causal_method(tmp_path, lm_folder, data):
+    """FGM at a large epsilon whose warm-up covers the whole run trains exactly as `none`."""
+    from advnlp.cli import main
+    from advnlp.experiment.results import RunResult
+
+    train_file, dev_file = data
+    base = ["train", "--task", "causal-lm", "--train", train_file, "--dev", dev_file]
+    base += ["--model", str(lm_folder), "--epochs", "1", "--batch-size", "8", "--lr", "3e-3"]
+    assert main([*base, "--method", "none", "--output", str(tmp_path / "none")]) == 0
+    fgm = ["--method", "fgm", "--epsilon", "5", "--start-step", "1000"]
+    assert main([*base, *fgm, "--output", str(tmp_path / "fgm")]) == 0
+    none, warm = (RunResult.load(tmp_path / n / "results.json") for n in ("none", "fgm"))
+    assert warm.config.start_step == 1000
+    assert warm.dev.loss == none.dev.loss
+    assert [e.train_loss for e in warm.epochs] == [e.train_loss for e in none.epochs]
+
 ERRORS = {
     "missing-field": (
         lambda p: [

@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         max_dev_examples=args.max_dev_examples,
         bucketing=not args.no_bucketing,
         gradient_accumulation=args.gradient_accumulation,
+        start_step=args.start_step,
         precision=args.precision,
         keep_checkpoints=args.keep_checkpoints,
     )

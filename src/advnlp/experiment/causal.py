@@ -36,7 +36,7 @@ from .models import _hub_error, _source, model_size
 from .results import RunResult, Scores
 from .run_config import RunConfig
 from .run_folder import RunFolder, RunState
-from .trainer import epochs_from_log, training_arguments
+from .trainer import epochs_from_log, method_kwargs, training_arguments
 
 __all__ = ["encode_pairs", "load_model", "load_tokenizer", "run", "token_scores"]
 
@@ -183,7 +183,7 @@ def build_trainer(
         compute_metrics=token_scores,
         preprocess_logits_for_metrics=response_token_losses,
         method=config.method,
-        method_kwargs=config.method_kwargs,
+        method_kwargs=method_kwargs(config),  # the warm-up too
         callbacks=[EpochStepTime()],
     )
     for callback in (PrinterCallback, ProgressCallback):  # they print every log line
