@@ -32,10 +32,10 @@
 #   1e-4, see src/advnlp/cli/demo.py; MiniLM, like e5, was trained to be read by mean pooling).
 #   Relative 0.3 and 0.6 as e5, and absolute 0.33 and 0.65, their equivalents at MiniLM's RMS
 #   row norm 1.090 (norms.md).
-# Each model's none runs (3 seeds) are trained once, in its absolute folder; collect copies them
-# into the relative folder (none does not depend on the unit, and the same seed on the same
-# data reproduces it: scratch-tiny's two folders have the same none numbers), so that the
-# relative summary pairs its Δ by seed.
+# Each model's none runs (3 seeds) are trained once, in its absolute folder; collect summarizes
+# the relative folder's runs together with them (none does not depend on the unit, and the same
+# seed on the same data reproduces it: scratch-tiny's two folders have the same none numbers),
+# so that the relative summary pairs its Δ by seed. Only finished runs are summarized.
 set -euo pipefail
 export OMP_NUM_THREADS=1
 work=${1:-/tmp/relative_epsilon}
@@ -75,21 +75,30 @@ if want minilm-relative; then
     --epsilon-unit relative --output "$work/minilm-relative"
 fi
 if want collect; then
+  # The summaries committed here, each from its runs with resummarize.py (which adds the
+  # collapse guard's collapsed_seeds to runs made before it): a relative sweep with the none
+  # runs of its absolute counterpart (scratch-small, MiniLM) or of the demo (e5-small).
+  # Earlier sweeps, where they are on this machine (override to point elsewhere):
+  tiny_demo=${TINY_DEMO:-/tmp/demo-a/advnlp-demo}  # `advnlp demo` at ea1a37e (scratch-tiny)
+  e5_demo=${E5_DEMO:-/tmp/e5demo-run/advnlp-demo}  # `advnlp demo` at f8d85b7 (e5-small)
+  earlier=${EARLIER_WORK:-/tmp/relative_epsilon}  # this script's scratch-tiny, e5-small parts
+  summarize() { python "$here/resummarize.py" "$here/$1" "${@:2}"; }
+  summarize scratch-tiny-absolute "$tiny_demo"/runs/*
+  summarize scratch-tiny-relative "$earlier"/scratch-tiny-relative/runs/*
+  summarize e5-small-absolute "$e5_demo"/runs/{none,fgm}-*
+  summarize e5-small-relative "$earlier"/e5-small-relative/runs/* "$e5_demo"/runs/none-*
+  cp "$e5_demo/compare.json" "$here/e5-small-absolute/"
+  finished() { for d in "$@"; do [[ -f $d/results.json ]] && echo "$d"; done; }
   for model in scratch-small minilm; do
-    mkdir -p "$work/$model-relative/runs"
-    cp -rn "$work/$model-absolute"/runs/none-seed* "$work/$model-relative/runs/"
-  done
-  # every run is finished now: these only write the summaries, with none as the baseline
-  nice -n 10 advnlp demo "${small[@]}" --methods none,fgm --epsilon 0.3,0.6 \
-    --epsilon-unit relative --output "$work/scratch-small-relative"
-  nice -n 10 advnlp compare "${minilm[@]}" --methods none,fgm --epsilon 0.3,0.6 \
-    --epsilon-unit relative --output "$work/minilm-relative"
-  for name in scratch-tiny-relative e5-small-relative scratch-small-absolute \
-    scratch-small-relative minilm-absolute minilm-relative; do
-    [[ -f $work/$name/summary.json ]] || continue
-    mkdir -p "$here/$name"
-    cp "$work/$name"/{summary.json,summary.md,compare.json} "$here/$name/"
-    cp "$work/$name"/*.png "$here/$name/" 2>/dev/null || true
+    mapfile -t absolute < <(finished "$work/$model-absolute"/runs/*)
+    mapfile -t relative < <(finished "$work/$model-relative"/runs/*)
+    mapfile -t none < <(finished "$work/$model-absolute"/runs/none-*)
+    if ((${#absolute[@]})); then summarize "$model-absolute" "${absolute[@]}"; fi
+    if ((${#relative[@]})); then summarize "$model-relative" "${relative[@]}" "${none[@]}"; fi
+    for unit in absolute relative; do
+      folder=$here/$model-$unit
+      if [[ -d $folder ]]; then cp "$work/$model-$unit/compare.json" "$folder/"; fi
+    done
   done
   python "$here/table.py" > "$here/table.md"
 fi
