@@ -40,6 +40,7 @@ set -euo pipefail
 export OMP_NUM_THREADS=1
 work=${1:-/tmp/relative_epsilon}
 part=${2:-all}
+seeds=${SEEDS:-0,1,2}  # e.g. SEEDS=0 first on a loaded machine, then the default (resumes)
 here=experiments/relative_epsilon
 sst2=/work/shared/data/sst2
 small=(--model scratch-small --train-examples 4000 --epochs 1 --max-length 64)
@@ -56,22 +57,24 @@ if want e5-small; then
   nice -n 10 advnlp demo --methods fgm --epsilon 0.3,0.6 --epsilon-unit relative \
     --output "$work/e5-small-relative"
 fi
-# the epsilon that decides the question (collapse at absolute 0.3?) first, so that it finishes
-# first if time runs out
+# The run that decides the question (does absolute 0.3 collapse scratch-small?) first, then
+# none, then the rest, so that the deciding runs finish first if time runs out.
 if want scratch-small-absolute; then
-  nice -n 10 advnlp demo "${small[@]}" --methods none,fgm --epsilon 0.3,0.1 \
+  nice -n 10 advnlp demo "${small[@]}" --methods fgm --epsilon 0.3 --seeds "$seeds" \
+    --epsilon-unit absolute --output "$work/scratch-small-absolute"
+  nice -n 10 advnlp demo "${small[@]}" --methods none,fgm --epsilon 0.3,0.1 --seeds "$seeds" \
     --epsilon-unit absolute --output "$work/scratch-small-absolute"
 fi
 if want scratch-small-relative; then
-  nice -n 10 advnlp demo "${small[@]}" --methods fgm --epsilon 0.3,0.6 \
+  nice -n 10 advnlp demo "${small[@]}" --methods fgm --epsilon 0.3,0.6 --seeds "$seeds" \
     --epsilon-unit relative --output "$work/scratch-small-relative"
 fi
 if want minilm-absolute; then
   nice -n 10 advnlp compare "${minilm[@]}" --methods none,fgm --epsilon 0.33,0.65 \
-    --epsilon-unit absolute --output "$work/minilm-absolute"
+    --seeds "$seeds" --epsilon-unit absolute --output "$work/minilm-absolute"
 fi
 if want minilm-relative; then
-  nice -n 10 advnlp compare "${minilm[@]}" --methods fgm --epsilon 0.3,0.6 \
+  nice -n 10 advnlp compare "${minilm[@]}" --methods fgm --epsilon 0.3,0.6 --seeds "$seeds" \
     --epsilon-unit relative --output "$work/minilm-relative"
 fi
 if want collect; then
@@ -100,5 +103,5 @@ if want collect; then
       if [[ -d $folder ]]; then cp "$work/$model-$unit/compare.json" "$folder/"; fi
     done
   done
-  python "$here/table.py" > "$here/table.md"
+  python "$here/table.py" --readme > "$here/table.md"
 fi

@@ -6,6 +6,7 @@ of collapsed seeds (best model predicting one class for >= 90% of dev). The equi
 epsilon in the other unit uses the model's RMS row norm from norms.md (made by norms.py).
 
     python experiments/relative_epsilon/table.py > experiments/relative_epsilon/table.md
+    python experiments/relative_epsilon/table.py --readme  # also between README.md's markers
 """
 
 import json
@@ -21,6 +22,7 @@ MODELS = [
     ("minilm", "SST-2, 2,000 train, 1 epoch"),
 ]
 UNITS = ("absolute", "relative")
+BEGIN, END = "<!-- table.py: begin -->", "<!-- table.py: end -->"
 
 
 def rms_norms() -> dict[str, float]:
@@ -109,7 +111,10 @@ def main() -> int:
         "collapsed",
     ]
     missing: list[str] = []
-    rows = [row for model, data in MODELS for row in rows_for(model, data, norms[model], missing)]
+    rows = []
+    for model, data in MODELS:
+        for i, row in enumerate(rows_for(model, data, norms[model], missing)):
+            rows.append(row if i == 0 else [row[0], "", *row[2:]])  # the data once per model
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines.append("")
@@ -122,7 +127,14 @@ def main() -> int:
     )
     if missing:
         lines.append(f"Not run or not finished: {', '.join(missing)}.")
-    sys.stdout.write("\n".join(lines) + "\n")
+    table = "\n".join(lines) + "\n"
+    sys.stdout.write(table)
+    if "--readme" in sys.argv[1:]:
+        readme = HERE / "README.md"
+        text = readme.read_text(encoding="utf-8")
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        readme.write_text(f"{head}{BEGIN}\n{table}{END}{tail}", encoding="utf-8")
     return 0
 
 
