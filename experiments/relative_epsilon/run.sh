@@ -57,11 +57,9 @@ if want e5-small; then
   nice -n 10 advnlp demo --methods fgm --epsilon 0.3,0.6 --epsilon-unit relative \
     --output "$work/e5-small-relative"
 fi
-# The run that decides the question (does absolute 0.3 collapse scratch-small?) first, then
-# none, then the rest, so that the deciding runs finish first if time runs out.
+# none first (a collapsed FGM run means something only if none learns), then absolute 0.3
+# (does it collapse scratch-small?), then 0.1.
 if want scratch-small-absolute; then
-  nice -n 10 advnlp demo "${small[@]}" --methods fgm --epsilon 0.3 --seeds "$seeds" \
-    --epsilon-unit absolute --output "$work/scratch-small-absolute"
   nice -n 10 advnlp demo "${small[@]}" --methods none,fgm --epsilon 0.3,0.1 --seeds "$seeds" \
     --epsilon-unit absolute --output "$work/scratch-small-absolute"
 fi
