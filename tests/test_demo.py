@@ -117,7 +117,7 @@ def test_attack_none_turns_the_attack_off(tmp_path):
         (["--attack-radius", "-1"], "--attack-radius -1: must be a finite number >= 0"),
         (["--attack-radius", "x"], "--attack-radius 'x': expected comma-separated numbers"),
         (["--attack-examples", "0"], "--attack-examples 0: must be >= 1"),
-        (["--attack", "typo"], "typo"),  # English typos on Chinese reviews
+        (["--attack", "typo"], "--attack typo: it edits Latin-script"),  # on Chinese reviews
         (["--attack", "none", "--attack-examples", "5"], "--attack-examples: only with --attack"),
     ],
 )
