@@ -75,6 +75,76 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def demo_table(summary: dict) -> str:
+    """The demo's table: ``table``'s columns, then, when the demo attacked its runs, clean
+    accuracy on the attacked sample and accuracy under each attack with its Δ to ``none``
+    (McNemar's p on the examples pooled over seeds)."""
+    robustness = (summary.get("robustness") or {}).get("results") or []
+    if not robustness:
+        return table(summary)
+    from advnlp.robustness.compare import result_label
+
+    lines = table(summary).split("\n")
+    lines[0] += " clean on attacked % |" + "".join(
+        f" under {result_label(r)} % | Δ (points), p |" for r in robustness
+    )
+    lines[1] += "---|" * (1 + 2 * len(robustness))
+    by_key = [{(g["method"], g["epsilon"]): g for g in result["groups"]} for result in robustness]
+    for row, group in enumerate(summary["groups"], start=2):
+        key = (group["method"], group["epsilon"])
+        found = [groups.get(key) for groups in by_key]
+        first = next((g for g in found if g is not None), None)
+        cells = [
+            "—"
+            if first is None
+            else _percent(first["clean_accuracy_mean"], first["clean_accuracy_std"])
+        ]
+        for attacked in found:
+            if attacked is None:
+                cells += ["—", "—"]
+                continue
+            versus = attacked["vs_baseline"]
+            p = None if versus is None else versus["mcnemar"]["p"]
+            delta = _attack_delta(versus)
+            cells += [
+                _percent(
+                    attacked["accuracy_under_attack_mean"], attacked["accuracy_under_attack_std"]
+                ),
+                delta if delta == "—" else f"{delta}, {_p(p)}",
+            ]
+        lines[row] += " " + " | ".join(cells) + " |"
+    return "\n".join(lines)
+
+
+def demo_section(stamp: str, path: Path, settings: dict, summary: dict) -> str:
+    """The demo's section: its settings, the table with accuracy under attack beside clean
+    accuracy, what the numbers say, and what the run cost (its timing.json)."""
+    parts = [f"{stamp}{setting_line(settings)}"]
+    robustness = summary.get("robustness")
+    if robustness:
+        n = sorted({g["n_examples"] for r in robustness["results"] for g in r["groups"]})
+        parts.append(
+            f"Every run's best model attacked on the same {', '.join(str(x) for x in n)} dev "
+            "reviews: clean on attacked, the share of them it gets right; under, the share still "
+            "right after the attack (mean ± sample std over seeds); Δ, points against the same "
+            f"seeds' `{BASELINE}` runs, with McNemar's p on the examples pooled over seeds."
+        )
+    parts.append(demo_table(summary))
+    if robustness:
+        parts.append(attack_findings(summary))
+    if (path / "timing.json").exists():
+        timing = json.loads((path / "timing.json").read_text(encoding="utf-8"))
+        load = timing["load_average_at_start"]
+        parts.append(
+            f"The run (`{path.relative_to(ROOT)}/timing.json`) took {timing['wall_s'] / 60:.1f} "
+            f"minutes of wall time and {timing['cpu_s']:,.0f} s of CPU time (user + system, "
+            f"{timing['torch_threads']} torch thread(s), on {timing['cpus']} cores"
+            + ("" if load is None else f" with a load average of {load:g} at the start")
+            + f"), of which {timing['attack_cpu_s']:,.0f} s attacking."
+        )
+    return "\n\n".join(parts) + "\n"
+
+
 def attack_setting_line(settings: dict, summary: dict) -> str:
     """One sentence with the settings of a ``compare --attack`` run and what it measures."""
     robustness = summary["robustness"]
@@ -189,6 +259,8 @@ def section(folder: str) -> str:
         )
     summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
     settings = json.loads((path / "compare.json").read_text(encoding="utf-8"))
+    if folder == SECTIONS["demo"]:  # advnlp demo: no run.sh, its own table and its timing
+        return demo_section(stamp, path, settings, summary)
     if summary.get("robustness"):  # compare --attack: the attack table, with its command
         script = (path / "run.sh").read_text(encoding="utf-8")  # between `set` and the copy
         command = script.split("set -euo pipefail\n", 1)[1].split("\ncp ")[0]

