@@ -12,6 +12,7 @@
 #   OUT/fgm_rel      FGM eps 0.3 relative (= 0.49 absolute on e5)         seeds 0-4
 #   OUT/gp           gradient penalty eps 1 (the source's)                seeds 0-4
 #   OUT/pgd_freelb   PGD and FreeLB, eps 1, library defaults otherwise    seeds 0-2
+#   OUT/fgm_free     FreeFGM (the ~1x-cost FGM) eps 0.5 (added later)      seeds 0-2
 # The last three reuse fgm_abs's none runs (symbolic links: the same seeds, data and base
 # settings, so the pairing holds) instead of training the baseline again.
 set -euo pipefail
@@ -64,6 +65,10 @@ for seeds in 0,1,2 0,1,2,3,4; do
     compare pgd_freelb --methods pgd,freelb --epsilon 1 --seeds 0,1,2
     link_baseline pgd_freelb 0 1 2
     compare pgd_freelb --methods none,pgd,freelb --epsilon 1 --seeds 0,1,2
+    # added later (issue 15): the ~1x-cost FGM beside FGM at the same epsilon, seeds 0-2
+    compare fgm_free --methods fgm_free --epsilon 0.5 --seeds 0,1,2
+    link_baseline fgm_free 0 1 2
+    compare fgm_free --methods none,fgm_free --epsilon 0.5 --seeds 0,1,2
   fi
 done
 echo "== $(date -u +%FT%TZ) tnews_e5 done"
