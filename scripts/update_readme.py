@@ -514,12 +514,67 @@ def attack_speed(data: dict) -> str:
     return "\n\n".join(text)
 
 
+def fsdp_cost(data: dict) -> str:
+    s, sizes = data["settings"], data["sizes_mib"]
+    rows = {row["method"]: row for row in data["rows"]}
+    table = [
+        [
+            name,
+            f"{row['median_step_s']:.1f}",
+            f"{row['time_ratio']:.2f}",
+            f"{max(row['peak_mib_per_rank']):.0f}",
+            f"{max(row['extra_mib_per_rank']):.0f}",
+            str(row["reduce_scatters"]),
+            str(row["fsdp_all_gathers"]),
+            f"{row['other_collectives']} ({row['largest_other_collective_kib']:.0f})",
+        ]
+        for name, row in rows.items()
+    ]
+    table += [[name, f"refused: {why}", *[""] * 6] for name, why in data["refused"].items()]
+    headers = ["method", "step (s)", "x none", "peak MiB / rank", "extra MiB / rank"]
+    headers += ["reduce-scatters", "FSDP all-gathers", "advnlp collectives (largest KiB)"]
+    text = (
+        f"FSDP2 (`fully_shard` on each layer and the root), 2 processes, gloo on CPU, a BERT "
+        f"whose embedding dominates (vocab {s['vocab']:,}, hidden {s['hidden']}, {s['layers']} "
+        f"layers: a {sizes['embedding_matrix']:.0f} MiB embedding matrix, "
+        f"{max(sizes['sharded_gradient_set_per_rank']):.0f} MiB of sharded gradients per rank), "
+        f"{s['batch_per_rank']} x {s['length']} tokens per rank "
+        f"({max(sizes['batch_rows_per_rank']):.2f} MiB of the batch's rows at most), "
+        f"{s['rounds']} timed steps. Peak: live tensor bytes during one step's `backward`, "
+        "the larger of the two ranks; extra: over plain FSDP (`none`):\n\n"
+        + markdown(headers, table)
+    )
+    fgm, plain = rows.get("fgm (token)"), rows.get("2 plain passes")
+    if fgm and plain:
+        text += (
+            f"\n\nFGM (token) costs {max(fgm['extra_mib_per_rank']):.0f} MiB per rank over "
+            f"plain FSDP, {max(fgm['extra_mib_per_rank']) - max(plain['extra_mib_per_rank']):.0f}"
+            " MiB more than two plain passes (one sharded gradient set): never the gathered "
+            f"matrix; its largest own collective moves {fgm['largest_other_collective_kib']:.0f} "
+            "KiB."
+        )
+    deep = ROOT / BENCHMARK_RESULTS / "fsdp_cost_deep.json"
+    if deep.exists():  # the same benchmark on a deep model with a small vocabulary
+        d = json.loads(deep.read_text(encoding="utf-8"))
+        extra = {row["method"]: max(row["extra_mib_per_rank"]) for row in d["rows"]}
+        ds = d["settings"]
+        text += (
+            f" On a deeper model ({ds['layers']} layers, hidden {ds['hidden']}, vocab "
+            f"{ds['vocab']:,}; `{BENCHMARK_RESULTS}/fsdp_cost_deep.json`) FGM (token) costs "
+            f"{extra.get('fgm (token)', float('nan')):.0f} MiB extra per rank and with the "
+            f"reduction deferred {extra.get('fgm (token), reduction deferred', float('nan')):.0f}"
+            " MiB."
+        )
+    return text
+
+
 BENCHMARKS = {
     "step_cost": step_cost,
     "cli_overhead": cli_overhead,
     "ddp_cost": ddp_cost,
     "determinism_cost": determinism_cost,
     "attack_speed": attack_speed,
+    "fsdp_cost": fsdp_cost,
 }
 
 

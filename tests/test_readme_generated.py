@@ -99,6 +99,14 @@ RENDERED = {
     ],
     "determinism_cost": ["default_s", "deterministic_s", "ratio"],
     "attack_speed": ["seconds", "examples_per_s", "queries_per_s", "model_seconds", "mean_queries"],
+    "fsdp_cost": [
+        "median_step_s",
+        "time_ratio",
+        "reduce_scatters",
+        "fsdp_all_gathers",
+        "other_collectives",
+        "largest_other_collective_kib",
+    ],
 }
 
 
