@@ -219,7 +219,7 @@ def attack_findings(summary: dict) -> str:
     ]
 
     def listed(texts: list[str]) -> str:
-        return "; ".join(texts) if texts else "none"
+        return "; ".join(texts) if texts else "no setting"
 
     return "\n\n".join(
         [
