@@ -279,8 +279,8 @@ def test_readme_attack_table_and_findings_come_from_the_numbers(tmp_path):
         },
     ]
     findings = update_readme.attack_findings(summary)
-    assert "significantly against `none` (McNemar p < 0.05) for: none." in findings
-    assert "It lowered it significantly for: none." in findings
+    assert "significantly against `none` (McNemar p < 0.05) for: no setting." in findings
+    assert "It lowered it significantly for: no setting." in findings
     did_not_help = "(it did not help) for: fgm ε=0.5 under homophone, budget 0.1 (+12.50 points"
     assert did_not_help + ", McNemar p 1.000, paired t p 0.500)." in findings
     assert "on the same seeds: fgm ε=0.5 -1.25 ± 0.50 points (McNemar p 0.022)." in findings

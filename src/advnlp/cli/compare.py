@@ -53,32 +53,37 @@ def add_sweep_flags(
     common.add_hyperparameter_flags(p)
 
 
-def add_attack_flags(p: argparse.ArgumentParser) -> None:
+def add_attack_flags(p: argparse.ArgumentParser, defaults: dict[str, str] | None = None) -> None:
+    """The --attack flags; ``defaults`` replaces the "(default: ...)" text of the flags it
+    names (by dest), for a command whose defaults differ (the demo's)."""
     from ..robustness.attack import BUDGET
     from ..robustness.compare import RADII
 
+    said = {
+        "attack": "default: no attack",
+        "attack_examples": "default: the whole dev set",
+        "attack_budget": f"default: {BUDGET:g}",
+        "attack_radius": f"default: {','.join(f'{r:g}' for r in RADII)}",
+        **(defaults or {}),
+    }
     group = p.add_argument_group("robustness (advnlp attack on every run's best model)")
     group.add_argument(
         "--attack",
         metavar="NAME[,NAME]",
         help="attack every run's best model on the dev set, from homophone, variant, typo, "
-        "neighbour, embedding; saved in the run's attack/ (reused on a rerun)",
+        f"neighbour, embedding; saved in the run's attack/ (reused on a rerun) ({said['attack']})",
     )
     group.add_argument(
         "--attack-examples",
         type=common.integer,
         metavar="N",
-        help="a seeded sample of N, the same for every run (default: the whole dev set)",
+        help=f"a seeded sample of N, the same for every run ({said['attack_examples']})",
     )
     group.add_argument(
-        "--attack-budget",
-        metavar="B[,B2]",
-        help=f"as attack's --budget (default: {BUDGET:g})",
+        "--attack-budget", metavar="B[,B2]", help=f"as attack's --budget ({said['attack_budget']})"
     )
     group.add_argument(
-        "--attack-radius",
-        metavar="R[,R2]",
-        help=f"as attack's --radius (default: {','.join(f'{r:g}' for r in RADII)})",
+        "--attack-radius", metavar="R[,R2]", help=f"as attack's --radius ({said['attack_radius']})"
     )
 
 

@@ -117,16 +117,15 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> None:
     add_sweep_flags(p, methods="none,fgm,gp", epsilons="per model", seeds="0,1,2")
     from ..robustness.attack import BUDGET  # add_attack_flags imports it too
 
-    add_attack_flags(p)  # compare's flags; their defaults here are the model's preset
-    demo_defaults = {
-        "attack": f"default: the model's preset; {NO_ATTACK}: no attack",
-        "attack_examples": f"default: {ATTACK_EXAMPLES} of the {DEV_EXAMPLES:,} dev reviews",
-        "attack_budget": f"default: the attack's, {BUDGET:g}",
-        "attack_radius": "default: the model's preset",
-    }
-    for action in p._actions:  # compare's help states compare's defaults
-        if action.dest in demo_defaults:
-            action.help = f"{action.help.split(' (default')[0]} ({demo_defaults[action.dest]})"
+    add_attack_flags(  # compare's flags; their defaults here are the model's preset
+        p,
+        defaults={
+            "attack": f"default: the model's preset; {NO_ATTACK}: no attack",
+            "attack_examples": f"default: {ATTACK_EXAMPLES} of the {DEV_EXAMPLES:,} dev reviews",
+            "attack_budget": f"default: the attack's, {BUDGET:g}",
+            "attack_radius": "default: the model's preset",
+        },
+    )
     p.set_defaults(run=run, epsilon=None)  # None: the model's preset
 
 
