@@ -415,7 +415,6 @@ def test_cli_trains_and_scores_the_dev_responses(tmp_path, lm_folder, data, caps
     assert result.labels == [] and not result.collapsed
 
 
-
 def test_cli_start_step_reaches_the_causal_method(tmp_path, lm_folder, data):
     """FGM at a large epsilon whose warm-up covers the whole run trains exactly as `none`."""
     from advnlp.cli import main
@@ -431,6 +430,7 @@ def test_cli_start_step_reaches_the_causal_method(tmp_path, lm_folder, data):
     assert warm.config.start_step == 1000
     assert warm.dev.loss == none.dev.loss
     assert [e.train_loss for e in warm.epochs] == [e.train_loss for e in none.epochs]
+
 
 ERRORS = {
     "missing-field": (

@@ -3,9 +3,6 @@ benchmark's tracker counts each storage once."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from torch import Tensor
@@ -90,11 +87,9 @@ def test_no_vocabulary_sized_buffer_beyond_the_embedding_gradient(name, kwargs):
 
 
 def _step_cost():
-    path = Path(__file__).parents[1] / "benchmarks" / "step_cost.py"
-    spec = importlib.util.spec_from_file_location("step_cost", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from .benchmarks import load
+
+    return load("step_cost")
 
 
 def test_benchmark_tracker_counts_a_storage_once():

@@ -146,18 +146,9 @@ def test_every_benchmark_table_comes_from_its_json(name):
 
 
 def _step_cost_module():
-    import sys
+    from .benchmarks import load
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # step_cost imports record from there
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "step_cost", ROOT / "benchmarks" / "step_cost.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+    return load("step_cost")
 
 
 def test_step_cost_measures_every_registered_method():
