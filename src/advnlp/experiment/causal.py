@@ -36,7 +36,7 @@ from .models import _hub_error, _source, model_size
 from .results import RunResult, Scores
 from .run_config import RunConfig
 from .run_folder import RunFolder, RunState
-from .trainer import epochs_from_log, method_kwargs, training_arguments
+from .trainer import build_trainer, epochs_from_log
 
 __all__ = ["encode_pairs", "load_model", "load_tokenizer", "run", "token_scores"]
 
@@ -154,45 +154,6 @@ def token_scores(prediction: Any) -> dict[str, float]:
     }
 
 
-def build_trainer(
-    config: RunConfig,
-    model: Any,
-    tokenizer: Any,
-    train: Any,
-    dev: Any,
-    checkpoints: Path,
-    progress: bool,
-) -> Any:
-    """An AdversarialTrainer for the run, the best model chosen by the dev loss."""
-    from transformers import DataCollatorForSeq2Seq
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    from ..hf import AdversarialTrainer
-    from .callbacks import EpochStepTime, Progress
-
-    steps_per_epoch = math.ceil(len(train) / (config.batch_size * config.gradient_accumulation))
-    args = training_arguments(config, checkpoints, best="nll", greater_is_better=False)
-    trainer = AdversarialTrainer(
-        model=model,
-        args=args,
-        train_dataset=train,
-        eval_dataset=dev,
-        processing_class=tokenizer,
-        # pads the labels with -100 on the tokenizer's padding side (decoder-only models too)
-        data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE),
-        compute_metrics=token_scores,
-        preprocess_logits_for_metrics=response_token_losses,
-        method=config.method,
-        method_kwargs=method_kwargs(config),  # the warm-up too
-        callbacks=[EpochStepTime()],
-    )
-    for callback in (PrinterCallback, ProgressCallback):  # they print every log line
-        trainer.remove_callback(callback)
-    if progress:
-        trainer.add_callback(Progress(steps_per_epoch))
-    return trainer
-
-
 def _scores(output: Any, split: str, examples: int) -> Scores:
     metrics = output.metrics
     return Scores(
@@ -243,6 +204,8 @@ def run(
         folder.start(config)
     tokenizer = folder.share_tokenizer(tokenizer, processes)
 
+    from transformers import DataCollatorForSeq2Seq
+
     trainer = build_trainer(
         config,
         model,
@@ -251,6 +214,12 @@ def run(
         encoded["dev"],
         folder.checkpoints,
         progress and main,
+        # pads the labels with -100 on the tokenizer's padding side (decoder-only models too)
+        collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=IGNORE),
+        compute_metrics=token_scores,
+        preprocess_logits=response_token_losses,
+        best="nll",  # the best model is the one with the lowest dev loss
+        greater_is_better=False,
     )
     checkpoint = folder.last_checkpoint(prune=main) if state is RunState.RESUME else None
     first_step = FirstStep()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,16 @@ def build_trainer(
     dev: Any,
     checkpoints: Path,
     progress: bool,
+    *,
+    collator: Any = None,
+    compute_metrics: Callable[[Any], dict[str, float]] | None = None,
+    preprocess_logits: Callable[[Any, Any], Any] | None = None,
+    best: str = "accuracy",
+    greater_is_better: bool = True,
 ) -> Any:
-    """An AdversarialTrainer for the run: evaluated and saved every epoch (the best on dev is
-    loaded at the end), seeded, quiet unless ``progress``."""
+    """An AdversarialTrainer for the run: evaluated and saved every epoch (the best on dev by
+    the metric ``best`` is loaded at the end), seeded, quiet unless ``progress``. The defaults
+    are a classifier's (padding collator, accuracy); a causal LM run gives its own."""
     from transformers import DataCollatorWithPadding
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -30,15 +38,16 @@ def build_trainer(
     from .callbacks import EpochStepTime, Progress
 
     steps_per_epoch = math.ceil(len(train) / (config.batch_size * config.gradient_accumulation))
-    args = training_arguments(config, checkpoints, best="accuracy", greater_is_better=True)
+    args = training_arguments(config, checkpoints, best=best, greater_is_better=greater_is_better)
     trainer = AdversarialTrainer(
         model=model,
         args=args,
         train_dataset=train,
         eval_dataset=dev,
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=metrics,
+        data_collator=collator or DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics or metrics,
+        preprocess_logits_for_metrics=preprocess_logits,
         method=config.method,
         method_kwargs=method_kwargs(config),
         callbacks=[EpochStepTime()],
