@@ -38,26 +38,16 @@ def run(args: argparse.Namespace) -> int:
 
     check_flags(args)
     check_seed(args)
+    settings = common.run_settings(args)  # the flags train shares, so none is forgotten here
+    for field in ("text_columns", "label_column", "vocab_size", "layers"):
+        del settings[field]  # a classifier's (refused above): RunConfig's defaults
     config = RunConfig(
-        train=args.train,
-        dev=args.dev,
-        test=args.test,
-        output=args.output,
+        **settings,
         task="causal-lm",
-        model=args.model,
         method=common.method_name(args.method),
         method_kwargs=method_kwargs(args),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_length=args.max_length,
         seed=args.seed,
-        max_train_examples=args.max_train_examples,
-        max_dev_examples=args.max_dev_examples,
-        bucketing=not args.no_bucketing,
-        gradient_accumulation=args.gradient_accumulation,
-        start_step=args.start_step,
-        precision=args.precision,
+        output=args.output,
         keep_checkpoints=args.keep_checkpoints,
     )
     config.validate()
