@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
-from advnlp.errors import DataError
+from advnlp.errors import DataError, UsageError
 from advnlp.experiment.results import (
     COLLAPSE_SHARE,
     RESULTS_NAME,
@@ -178,3 +178,35 @@ def test_the_run_folder_names_its_files(tmp_path):
     assert folder.checkpoints.name == "checkpoints" and folder.tokenizer.name == "tokenizer"
     assert folder.lock.name == ".lock"
     assert not folder.started and not folder.finished and folder.last_checkpoint() is None
+
+
+# Fields added to RunConfig after folders were first written (start_step and task on
+# 2026-11-30): a folder an earlier advnlp started must resume, not be refused as "other flags".
+LATER_FIELDS = ("start_step", "task")
+
+
+def test_a_run_started_before_a_field_existed_resumes(tmp_path):
+    config = RunConfig("train.jsonl", "dev.jsonl", str(tmp_path / "run"), method="fgm")
+    folder = RunFolder(tmp_path / "run")
+    folder.start(config)
+    old = {k: v for k, v in config.to_json().items() if k not in LATER_FIELDS}
+    folder.config_file.write_text(json.dumps({"config": old}))
+    folder.state(config, resume=True, overwrite=False)  # no UsageError
+    with pytest.raises(UsageError, match="start_step=0, not 5"):  # a real change still counts
+        folder.state(replace(config, start_step=5), resume=True, overwrite=False)
+
+
+def test_a_comparison_started_before_a_field_existed_resumes(tmp_path):
+    from advnlp.experiment.compare import CompareConfig, check_folder, prepare_folder
+
+    base = RunConfig("train.jsonl", "dev.jsonl", str(tmp_path / "cmp"), epochs=1)
+    config = CompareConfig(base=base, methods=["none", "fgm"], epsilons=[0.5], seeds=[0])
+    out = tmp_path / "cmp"
+    prepare_folder(out, config, overwrite=False)
+    marker = out / "compare.json"
+    saved = json.loads(marker.read_text())
+    saved["shared"] = {k: v for k, v in saved["shared"].items() if k not in LATER_FIELDS}
+    marker.write_text(json.dumps(saved))
+    assert check_folder(out, config, overwrite=False) is False  # nothing to empty, no error
+    with pytest.raises(UsageError, match="start_step=0 is there, not 5"):
+        check_folder(out, replace(config, base=replace(base, start_step=5)), overwrite=False)

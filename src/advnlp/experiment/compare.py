@@ -116,7 +116,7 @@ def check_folder(out: Path, config: CompareConfig, *, overwrite: bool) -> bool:
     check_writable(out)
     marker = out / COMPARE_NAME
     if marker.exists():
-        saved = json.loads(marker.read_text(encoding="utf-8"))["shared"]
+        saved = RunConfig.with_defaults(json.loads(marker.read_text(encoding="utf-8"))["shared"])
         changed = [k for k, v in config.shared_settings().items() if saved.get(k) != v]
         if changed and not overwrite:
             key = changed[0]

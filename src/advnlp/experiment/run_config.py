@@ -4,7 +4,7 @@ is written."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import UsageError
@@ -111,6 +111,17 @@ class RunConfig:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def with_defaults(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """Saved settings with the fields an earlier advnlp did not write at their defaults, so
+        that a folder started before a field existed still resumes (e.g. start_step, task)."""
+        defaults = {
+            f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+            for f in fields(cls)
+            if f.default is not MISSING or f.default_factory is not MISSING
+        }
+        return defaults | dict(saved)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunConfig:

@@ -133,8 +133,10 @@ class RunFolder(OutputFolder):
         return RunState.NEW
 
     def saved_config(self) -> dict[str, Any]:
-        """The config in run.json, as written."""
-        return json.loads(self.config_file.read_text(encoding="utf-8"))["config"]
+        """The config in run.json (fields it predates at their defaults)."""
+        return RunConfig.with_defaults(
+            json.loads(self.config_file.read_text(encoding="utf-8"))["config"]
+        )
 
     def start(self, config: RunConfig) -> None:
         """Empty (an advnlp run's) folder and mark it with run.json."""
