@@ -29,11 +29,16 @@ COMMON=(
   --epochs 3 --batch-size 32 --max-length 64 --lr 2e-5
 )
 
+# Accuracy under attack (added 2026-11-30 20:58, see PLAN.md "Attacks"): every run's best model
+# on one fixed sample of 500 dev examples; a run attacked earlier with these settings is reused,
+# so linked baseline runs are attacked once.
+ATTACK=(--attack homophone,embedding --attack-examples 500 --attack-budget 0.1 --attack-radius 0.01,0.02)
+
 compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged with the code's commit
   local folder=$1
   shift
   echo "== $(date -u +%FT%TZ) advnlp compare -> $OUT/$folder $* (advnlp from $(python -c 'import advnlp, os; print(os.path.dirname(advnlp.__file__))'))"
-  advnlp compare "${COMMON[@]}" "$@" --output "$OUT/$folder" "${EXTRA[@]}"
+  advnlp compare "${COMMON[@]}" "$@" "${ATTACK[@]}" --output "$OUT/$folder" "${EXTRA[@]}"
 }
 
 link_baseline() {  # link_baseline FOLDER SEEDS...: reuse fgm_abs's finished none runs
