@@ -432,6 +432,32 @@ def test_cli_start_step_reaches_the_causal_method(tmp_path, lm_folder, data):
     assert [e.train_loss for e in warm.epochs] == [e.train_loss for e in none.epochs]
 
 
+def test_cli_causal_lm_with_two_processes(tmp_path, lm_folder):
+    """torchrun, 2 ranks: rank 0 alone writes, and the dev loss is over every dev response once.
+    5 dev pairs, odd on purpose: a distributed evaluation that pads its last batch with a
+    repeated example would count its tokens twice."""
+    from advnlp.experiment.results import RunResult
+
+    from .launch import torchrun
+
+    train_file = write_pairs(tmp_path / "train.jsonl", arithmetic_pairs(24, seed=1))
+    dev_file = write_pairs(tmp_path / "dev.jsonl", arithmetic_pairs(5, seed=2))
+    out = tmp_path / "run"
+    result = torchrun(
+        *("-m", "advnlp", "train", "--task", "causal-lm", "--train", train_file, "--dev"),
+        *(dev_file, "--model", str(lm_folder), "--method", "fgm", "--epsilon", "0.5"),
+        *("--epochs", "2", "--batch-size", "4", "--lr", "3e-3", "--output", str(out)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("best epoch") == 1  # printed by rank 0 only
+    saved = RunResult.load(out / "results.json")
+    assert saved.world_size == 2
+    assert saved.steps == 2 * 24 // (4 * 2)  # 2 epochs of a global batch of 8
+    loss, tokens = dev_loss_by_hand(out / "model", dev_file)
+    assert saved.dev.n == 5 and saved.dev.tokens == tokens
+    assert saved.dev.loss == pytest.approx(loss, rel=1e-5)
+
+
 ERRORS = {
     "missing-field": (
         lambda p: [
