@@ -31,16 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import advnlp  # noqa: E402
 from advnlp.errors import ConfigError  # noqa: E402
-from tests.models import PAD, SETTINGS, label, noiseless, tiny_bert, variants  # noqa: E402
+from tests.ddp_worker import skip_draws  # noqa: E402
+from tests.models import PAD, SETTINGS, label, tiny_bert, variants  # noqa: E402
 
 # (id, method, kwargs, calls of backward): every switch and choice of every method the
 # registry holds but the gradient penalty (refused under FSDP: REFUSED below). Methods that
-# draw noise run noiseless (each rank would draw its own; tests/models.py, NOISE), FreeLB
-# from a zero start; FreeFGM, whose perturbation comes from the step before, also runs two
-# steps with its perturbation on (the second step is perturbed by the cached global rows).
+# draw noise draw it on: before each call, each rank skips the draws of the ranks before it
+# (skip_draws, as under DDP), so its noise is the single process's on its rows. FreeFGM,
+# whose perturbation comes from the step before, also runs two steps (the second perturbed
+# by the cached global rows).
 REFUSED = ("gp",)
 CASES = [
-    (label(name, kwargs), name, noiseless(name, kwargs), 1)
+    (label(name, kwargs), name, kwargs, 1)
     for name in advnlp.method_names()
     if name not in REFUSED
     for kwargs in variants(name)
@@ -149,10 +151,11 @@ def main(out: Path) -> None:
         model = shard(case.model, mesh, traffic)
         batch = batch_of(case, part)
         adv = adv or advnlp.build(method, model, **kwargs)
-        torch.manual_seed(123)
         for call in range(calls):
             if call:
                 model.zero_grad(set_to_none=True)
+            torch.manual_seed(123 + call)  # as the single-process reference (test_fsdp.py)
+            skip_draws(rank, world, batch["input_ids"])
             with Collectives(traffic):
                 loss = adv.backward(lambda model=model, batch=batch: model(**batch).loss)
         group = getattr(adv, "data_parallel_group", None)

@@ -207,13 +207,21 @@ class AdversarialMethod:
         """
         scale = self._loss_scale()
         loss = run.loss * scale if scale != 1.0 else run.loss
-        with fsdp_gradient_sync_paused(self.model):  # nothing reaches .grad: nothing to reduce
-            grads = torch.autograd.grad(
-                loss, run.outputs, create_graph=create_graph, allow_unused=True
-            )
+        grads = self._output_gradients(loss, run, create_graph=create_graph)
         if scale == 1.0:
-            return list(grads)
+            return grads
         return [None if g is None else g.to(work_dtype(g.dtype)) / scale for g in grads]
+
+    def _output_gradients(
+        self, value: Tensor, run: Pass, *, create_graph: bool = False
+    ) -> list[Tensor | None]:
+        """d value / d the embedding outputs of ``run`` (``torch.autograd.grad``): no ``.grad``
+        is touched, so under FSDP there is nothing to reduce and the reduction is paused."""
+        with fsdp_gradient_sync_paused(self.model):
+            grads = torch.autograd.grad(
+                value, run.outputs, create_graph=create_graph, allow_unused=True
+            )
+        return list(grads)
 
     def _backward_capturing(self, run: Pass, backward: Backward) -> list[Tensor | None]:
         """Run ``backward(run.loss)`` and return the gradients that reached the embedding outputs.

@@ -178,7 +178,7 @@ class SMART(AdversarialMethod):
         after (as VAT's reference code normalises its direction); only the direction is used.
         """
         divergence = self.divergence(target, logits) * self._loss_scale()
-        grads = torch.autograd.grad(divergence, run.outputs, allow_unused=True)
+        grads = self._output_gradients(divergence, run)
         return [None if g is None else _by_largest_entry(g) for g in grads]
 
 
