@@ -610,7 +610,8 @@ def compute_line(folder: str, found: dict[str, tuple[dict, dict]], counted: set[
         f"into several folders counted once) x {steps:,} steps a run (epochs x ⌈training "
         "examples / batch⌉) x the median step time of the run's group (wall seconds, measured "
         f"during the sweep) = {seconds / 3600:.1f} hours of training, without the dev "
-        "evaluations and the attacks."
+        "evaluations and the attacks; a low estimate, as the medians discount the stretches "
+        "slowed by the machine's other jobs."
     )
 
 
