@@ -5,8 +5,10 @@ and is made from ``experiments/<folder>/summary.json`` (``advnlp compare``'s sum
 ``compare.json`` (its settings), never typed by hand. A new experiment plugs in with one entry
 in SECTIONS and its two markers in the README. A benchmark's section (``generated:step_cost``,
 ...) is made from ``benchmarks/results/<name>.json``, which the benchmark writes with
-``--output``, by its function in BENCHMARKS. tests/test_readme_generated.py checks that the
-README is what this script writes.
+``--output``, by its function in BENCHMARKS. The Results section (``generated:results``) is made
+from the summaries of issue 14's sweeps, task by task (RESULTS), and lists what their PLAN.md
+plans and is not committed yet. tests/test_readme_generated.py checks that the README is what
+this script writes.
 
     python scripts/update_readme.py           # rewrite README.md
     python scripts/update_readme.py --check   # exit 1 if README.md is out of date
@@ -347,21 +349,34 @@ def _committed(folder: str) -> tuple[dict[str, list[int] | None], dict[str, tupl
     compare.json's settings). The regime must be the same in every one of them."""
     path = ROOT / folder
     planned = planned_folders(path / "PLAN.md")
+    unplanned = [p.parent.name for p in path.glob("*/summary.json") if p.parent.name not in planned]
+    if unplanned:
+        raise SystemExit(
+            f"{folder}: {', '.join(sorted(unplanned))} has a summary that PLAN.md's table does "
+            "not plan: add it there (the Results section shows the planned folders)"
+        )
     found = {}
     for name in planned:
         if (path / name / "summary.json").exists():
             summary = json.loads((path / name / "summary.json").read_text(encoding="utf-8"))
             settings = json.loads((path / name / "compare.json").read_text(encoding="utf-8"))
             found[name] = (summary, settings)
+    _check_regime(folder, found)
+    return planned, found
+
+
+def _check_regime(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
+    """Every compare folder of a task has the first one's REGIME settings (its compare.json)."""
+    if not found:
+        return
+    first, (_, reference) = next(iter(found.items()))
     for name, (_, settings) in found.items():
-        first, (_, reference) = next(iter(found.items()))
         for key in REGIME:
             if settings["shared"].get(key) != reference["shared"].get(key):
                 raise SystemExit(
                     f"{folder}: {name}/compare.json has {key}={settings['shared'].get(key)!r}, "
                     f"{first}/compare.json {reference['shared'].get(key)!r}: not one regime"
                 )
-    return planned, found
 
 
 def _check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
@@ -416,6 +431,12 @@ def _epsilon(group: dict, settings: dict) -> str:
     return f"{group['epsilon']:g} {chosen.get('epsilon_unit', defaults['epsilon_unit'])}"
 
 
+def _mcnemar(versus: dict) -> str:
+    """ "b/c, p" of a vs_baseline's McNemar test, "—" without one."""
+    test = versus.get("mcnemar") or {}
+    return "—" if test.get("b") is None else f"{test['b']}/{test['c']}, {_p(test['p'])}"
+
+
 def _seeds(seeds: list[int]) -> str:
     return ", ".join(str(seed) for seed in seeds)
 
@@ -439,8 +460,6 @@ def results_table(found: dict[str, tuple[dict, dict]]) -> str:
     rows = []
     for name, group, settings in _rows(found):
         versus = group["vs_baseline"] or {}
-        test = versus.get("mcnemar") or {}
-        mcnemar = "—" if test.get("b") is None else f"{test['b']}/{test['c']}, {_p(test['p'])}"
         rows.append(
             [
                 group["method"],
@@ -449,7 +468,7 @@ def results_table(found: dict[str, tuple[dict, dict]]) -> str:
                 _percent(group["dev_accuracy_mean"], group["dev_accuracy_std"]),
                 _delta(group["vs_baseline"]),
                 _p(versus.get("paired_t_p")),
-                mcnemar,
+                _mcnemar(versus),
                 _seeds(group.get("collapsed_seeds") or []) or "—",
                 f"`{name}`",
             ]
@@ -472,7 +491,6 @@ def results_attack_table(found: dict[str, tuple[dict, dict]]) -> str | None:
                         continue
                     shown.add(key)
                 versus = group["vs_baseline"] or {}
-                test = versus.get("mcnemar") or {}
                 rows.append(
                     [
                         _label(result),
@@ -486,9 +504,7 @@ def results_attack_table(found: dict[str, tuple[dict, dict]]) -> str | None:
                         ),
                         _attack_delta(group["vs_baseline"]),
                         _p(versus.get("paired_t_p")),
-                        "—"
-                        if test.get("b") is None
-                        else f"{test['b']}/{test['c']}, {_p(test['p'])}",
+                        _mcnemar(versus),
                         f"`{name}`",
                     ]
                 )

@@ -206,6 +206,13 @@ def test_folders_of_another_regime_fail(script, tmp_path):
         script.results_section()
 
 
+def test_a_summary_the_plan_does_not_plan_fails(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp_extra", NONE + GP)
+    with pytest.raises(SystemExit, match="gp_extra has a summary that PLAN.md's table does not"):
+        script.results_section()
+
+
 def test_pending_folders_and_seeds_are_listed(script, tmp_path):
     _write(tmp_path, "fgm_abs", NONE + FGM)
     plan = tmp_path / "experiments/task/PLAN.md"
