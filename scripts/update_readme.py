@@ -581,10 +581,11 @@ def regime_line(settings: dict) -> str:
     train, dev = shared["max_train_examples"], shared["max_dev_examples"]
     return (
         f"Regime (`compare.json`): {model}; "
-        + ("all the training examples" if train is None else f"a fixed {train:,} training examples")
+        + ("all the training examples" if train is None else f"{train:,} training examples")
         + "; "
-        + ("all of dev" if dev is None else f"a fixed {dev:,} dev examples")
-        + f" (for choosing the best epoch and for the accuracy reported); {shared['epochs']} "
+        + ("all of dev" if dev is None else f"{dev:,} dev examples")
+        + " (a subset is a fixed random sample, the same for every run; dev serves both to "
+        f"choose the best epoch and for the accuracy reported); {shared['epochs']} "
         f"epochs, batch {shared['batch_size']}, max length {shared['max_length']}, lr "
         f"{shared['lr']:g}, warm-up ratio {shared['warmup_ratio']:g}, weight decay "
         f"{shared['weight_decay']:g}, {shared['precision']}."
