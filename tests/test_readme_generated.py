@@ -30,7 +30,18 @@ def test_readme_is_what_the_script_writes():
     )
 
 
-@pytest.mark.parametrize("folder", sorted(_script().SECTIONS.values()))
+def _summary_folders() -> list[str]:
+    """The folders of SECTIONS and the compare folders the Results section reads (RESULTS)."""
+    script = _script()
+    planned = [
+        f"{folder}/{name}"
+        for folder in script.RESULTS
+        for name in script.planned_folders(ROOT / folder / "PLAN.md")
+    ]
+    return sorted(script.SECTIONS.values()) + planned
+
+
+@pytest.mark.parametrize("folder", _summary_folders())
 def test_committed_summary_md_matches_summary_json(folder):
     pytest.importorskip("scipy")
     from advnlp.experiment.report import markdown_table

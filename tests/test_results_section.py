@@ -1,0 +1,235 @@
+"""The README's Results section (``generated:results`` in scripts/update_readme.py): its rules,
+on small summaries made here by ``advnlp compare``'s own ``summarize`` from runs of 20 dev
+examples, in a temporary copy of the experiments' layout."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = """# plan
+
+| compare folder | methods | epsilon | seeds |
+|---|---|---|---|
+| `fgm_abs` | none, FGM | 0.5 | 0-2 |
+| `gp` | GP (none linked) | 1 | 0-2 |
+| `pgd_freelb` | PGD, FreeLB (none linked) | 1 | 0-2 |
+
+## Running
+
+    bash experiments/task/run.sh                 # OUT=/somewhere
+    bash experiments/collect.sh task
+"""
+SHARED = {
+    "train": "train.tsv",
+    "dev": "dev.tsv",
+    "model": "minilm",
+    "layers": None,
+    "max_train_examples": 100,
+    "max_dev_examples": None,
+    "epochs": 2,
+    "batch_size": 32,
+    "gradient_accumulation": 1,
+    "max_length": 64,
+    "lr": 2e-5,
+    "warmup_ratio": 0.1,
+    "weight_decay": 0.01,
+    "precision": "fp32",
+    "hyperparameters": {},
+}
+
+
+def _load():
+    pytest.importorskip("scipy")  # summarize's paired t-test
+    path = ROOT / "scripts" / "update_readme.py"
+    spec = importlib.util.spec_from_file_location("update_readme", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script(tmp_path, monkeypatch):
+    """update_readme.py reading experiments/task/ under tmp_path."""
+    module = _load()
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    monkeypatch.setattr(module, "RESULTS", {"experiments/task": "Task"})
+    (tmp_path / "experiments/task").mkdir(parents=True)
+    (tmp_path / "experiments/task/PLAN.md").write_text(PLAN, encoding="utf-8")
+    return module
+
+
+def _run(method: str, epsilon: float | None, seed: int, correct: int, step_s: float) -> dict:
+    """A run's results.json: ``correct`` of 20 dev examples right, trained in fgm_abs (none) or
+    in the folder named after its method."""
+    labels = [i % 2 for i in range(20)]
+    predictions = [y if i < correct else 1 - y for i, y in enumerate(labels)]
+    folder = "fgm_abs" if method in ("none", "fgm") else method
+    name = f"{method}{'' if epsilon is None else f'-eps{epsilon:g}'}-seed{seed}"
+    return {
+        "config": {
+            "method": method,
+            "method_kwargs": {} if epsilon is None else {"epsilon": epsilon},
+            "seed": seed,
+            "output": f"/sweeps/task/{folder}/runs/{name}",
+        },
+        "dev": {"accuracy": correct / 20, "macro_f1": correct / 20},
+        "dev_labels": labels,
+        "dev_predictions": predictions,
+        "median_step_time_s": step_s,
+    }
+
+
+NONE = [_run("none", None, s, c, 100.0) for s, c in ((0, 14), (1, 15), (2, 16))]  # std 5 points
+FGM = [_run("fgm", 0.5, s, c, 200.0) for s, c in ((0, 17), (1, 18), (2, 20))]  # Δ 15, 15, 20
+GP = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]  # Δ 5, 0, 5
+
+
+def _write(root: Path, name: str, runs: list[dict], robustness: dict | None = None, **shared):
+    """A compare folder as collect.sh copies it: summary.json and compare.json."""
+    from advnlp.experiment.report import summarize
+
+    summary = summarize(runs)
+    summary["runs"] = [
+        {
+            "id": Path(r["config"]["output"]).name,
+            "method": r["config"]["method"],
+            "epsilon": r["config"]["method_kwargs"].get("epsilon"),
+            "seed": r["config"]["seed"],
+            "path": r["config"]["output"],
+        }
+        for r in runs
+    ]
+    if robustness is not None:
+        summary["robustness"] = robustness
+    folder = root / "experiments/task" / name
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    settings = {"shared": {**SHARED, **shared}, "seeds": [0, 1, 2]}
+    (folder / "compare.json").write_text(json.dumps(settings), encoding="utf-8")
+
+
+def _attacked(method: str, epsilon: float | None, under: float, delta: float, p: float) -> dict:
+    """A group of a robustness result (compare --attack) with the fields the section reads."""
+    versus = {
+        "accuracy_under_attack_diff_points_mean": delta,
+        "accuracy_under_attack_diff_points_std": 1.0,
+        "paired_t_p": p,
+        "mcnemar": {"b": 1, "c": 9, "p": 0.02},
+    }
+    return {
+        "method": method,
+        "epsilon": epsilon,
+        "seeds": [0, 1, 2],
+        "n_examples": 20,
+        "clean_accuracy_mean": 0.75,
+        "clean_accuracy_std": 0.05,
+        "accuracy_under_attack_mean": under,
+        "accuracy_under_attack_std": 0.02,  # none's spread: 2 points
+        "vs_baseline": None if method == "none" else versus,
+    }
+
+
+def test_verdict_rule():
+    module = _load()
+    assert module.verdict(6.0, 5.0, 0.01) == "beat none"
+    assert module.verdict(4.0, 5.0, 0.01) == "did not help"  # inside the seed spread
+    assert module.verdict(6.0, 5.0, 0.2) == "did not help"  # not significant
+    assert module.verdict(-6.0, 5.0, 0.01) == "did not help: worse than none"
+    assert module.verdict(6.0, None, 0.01).startswith("cannot be judged")
+
+
+def test_sentences_follow_the_rule_clean_and_under_attack(script, tmp_path):
+    robustness = {
+        "settings": {},
+        "results": [
+            {
+                "attack": "typo",
+                "budget": 0.1,
+                "radius": None,
+                "groups": [
+                    _attacked("none", None, 0.40, 0, 0),
+                    _attacked("fgm", 0.5, 0.45, 5.0, 0.01),  # beyond none's 2-point spread
+                ],
+            }
+        ],
+    }
+    _write(tmp_path, "fgm_abs", NONE + FGM, robustness)
+    _write(tmp_path, "gp", NONE + GP)
+    text = script.results_section()
+    assert (
+        "- Task, fgm ε 0.5 absolute (`fgm_abs`, seeds 0, 1, 2): clean accuracy: beat none "
+        "(Δ +16.67 ± 2.89 points, none's std 5.00, paired t p 0.010); under typo, budget 0.1: "
+        "beat none (Δ +5.00 ± 1.00 points, none's std 2.00, paired t p 0.010)." in text
+    )
+    assert (
+        "- Task, gp ε 1 (`gp`, seeds 0, 1, 2): clean accuracy: did not help (Δ +3.33 ± 2.89 "
+        "points, none's std 5.00, paired t p 0.184); under attack: not measured yet." in text
+    )
+    assert "| typo, budget 0.1 | fgm | 0.5 absolute | 0, 1, 2 | 20 | 75.00 ± 5.00 |" in text
+
+
+def test_none_linked_into_two_folders_is_one_row(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + GP)
+    text = script.results_section()
+    none_rows = [line for line in text.splitlines() if line.startswith("| none |")]
+    assert none_rows == ["| none | — | 0, 1, 2 | 75.00 ± 5.00 | — | — | — | — | `fgm_abs` |"]
+
+
+def test_folders_whose_none_runs_disagree_fail(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    retrained = [_run("none", None, s, c, 100.0) for s, c in ((0, 14), (1, 15), (2, 17))]
+    _write(tmp_path, "gp", retrained + GP)  # same run folders, other numbers
+    with pytest.raises(SystemExit, match="none on seeds \\[0, 1, 2\\] .* between fgm_abs and gp"):
+        script.results_section()
+
+
+def test_none_runs_from_another_folder_fail(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    elsewhere = [
+        dict(r, config={**r["config"], "output": f"/other/{i}"}) for i, r in enumerate(NONE)
+    ]
+    _write(tmp_path, "gp", elsewhere + GP)
+    with pytest.raises(SystemExit, match="none seed 0 differs between fgm_abs .* and gp"):
+        script.results_section()
+
+
+def test_folders_of_another_regime_fail(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + GP, lr=1e-4)
+    with pytest.raises(SystemExit, match="gp/compare.json has lr=0.0001.*not one regime"):
+        script.results_section()
+
+
+def test_a_summary_the_plan_does_not_plan_fails(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp_extra", NONE + GP)
+    with pytest.raises(SystemExit, match="gp_extra has a summary that PLAN.md's table does not"):
+        script.results_section()
+
+
+def test_pending_folders_and_seeds_are_listed(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    plan = tmp_path / "experiments/task/PLAN.md"
+    plan.write_text(PLAN.replace("| 0.5 | 0-2 |", "| 0.5 | 0-4 |"), encoding="utf-8")
+    text = script.results_section()
+    assert (
+        "Pending (planned in PLAN.md): `gp`, `pgd_freelb` (no summary committed yet); seeds 3, "
+        "4 of `fgm_abs`." in text
+    )
+    assert "```bash\nbash experiments/task/run.sh\nbash experiments/collect.sh task\n```" in text
+
+
+def test_compute_counts_a_linked_run_once(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + GP)
+    # 9 runs (none's 3 once) x 2 epochs x ⌈100 / 32⌉ = 8 steps x 100, 200 or 300 s
+    text = script.results_section()
+    assert "Estimate: 9 runs trained for this table" in text
+    assert "x 8 steps a run (epochs x ⌈training examples / batch⌉)" in text
+    assert f"= {8 * 3 * (100 + 200 + 300) / 3600:.1f} hours of training" in text
