@@ -593,21 +593,18 @@ def regime_line(settings: dict) -> str:
 
 
 def compute_line(folder: str, found: dict[str, tuple[dict, dict]], counted: set[str]) -> str:
-    """Training compute, estimated from the summaries (they record no training time): every run
-    not counted before (a linked run counts once, where it was trained) x the steps of a run x
-    its group's median step time. ``counted`` carries the runs counted by earlier tasks."""
+    """Training compute from the summaries: each run not counted before (a linked run counts
+    once, where it was trained) adds its measured ``train_s`` (the time of its optimizer
+    steps) or, for runs written before advnlp recorded it, an estimate (the steps of a run x
+    its group's median step time). ``counted`` carries the runs counted by earlier tasks."""
     shared = next(iter(found.values()))[1]["shared"]
     plan = f"[`{folder}/PLAN.md`]({folder}/PLAN.md)"
-    missing = (
-        "The committed summaries record neither the hardware nor the runs' training time "
-        "(each run's `results.json`, kept outside git, records its `environment`); the machine "
-        f"and its load are described in {plan}."
-    )
-    if shared["max_train_examples"] is None:
-        return f"{missing} The number of steps is not in them either: no estimate."
     batch = shared["batch_size"] * (shared.get("gradient_accumulation") or 1)
-    steps = shared["epochs"] * math.ceil(shared["max_train_examples"] / batch)
-    runs, seconds, untimed = 0, 0.0, 0
+    steps = None
+    if shared["max_train_examples"] is not None:
+        steps = shared["epochs"] * math.ceil(shared["max_train_examples"] / batch)
+    measured, estimated, untimed = [], [], 0
+    machines = set()
     for name, (summary, _) in found.items():
         groups = {(g["method"], g["epsilon"]): g for g in summary["groups"]}
         for run in summary.get("runs", []):
@@ -615,20 +612,37 @@ def compute_line(folder: str, found: dict[str, tuple[dict, dict]], counted: set[
             if path in counted:
                 continue
             counted.add(path)
+            if run.get("environment"):
+                env = run["environment"]
+                machines.add(
+                    f"{env.get('device')} ({env.get('cpu')}, {env.get('torch_threads')} threads)"
+                )
             step = groups[(run["method"], run["epsilon"])]["median_step_time_s"]
-            if step is None:
+            if run.get("train_s") is not None:
+                measured.append(run["train_s"])
+            elif steps is not None and step is not None:
+                estimated.append(steps * step)
+            else:
                 untimed += 1
-                continue
-            runs += 1
-            seconds += steps * step
-    untimed_text = f" ({untimed} more runs have no step time)" if untimed else ""
+    parts = []
+    if measured:
+        parts.append(
+            f"{len(measured)} runs measured: {sum(measured) / 3600:.1f} hours in their "
+            "optimizer steps (wall time, on a machine shared with other work)"
+        )
+    if estimated:
+        parts.append(
+            f"{len(estimated)} runs from before advnlp recorded it, estimated as {steps:,} steps "
+            f"x their group's median step time: {sum(estimated) / 3600:.1f} hours (low: the "
+            "median discounts the stretches slowed by other jobs)"
+        )
+    if untimed:
+        parts.append(f"{untimed} runs without a time")
+    hardware = ", ".join(sorted(machines)) if machines else "not recorded in these summaries"
     return (
-        f"{missing} Estimate: {runs} runs trained for this table{untimed_text} (a run linked "
-        f"into several folders counted once) x {steps:,} steps a run (epochs x ⌈training "
-        "examples / batch⌉) x the median step time of the run's group (wall seconds, measured "
-        f"during the sweep) = {seconds / 3600:.1f} hours of training, without the dev "
-        "evaluations and the attacks; a low estimate, as the medians discount the stretches "
-        "slowed by the machine's other jobs."
+        f"Compute for this table (a run linked into several folders counted once; without the "
+        f"dev evaluations and the attacks): {'; '.join(parts)}. Hardware: {hardware}; the "
+        f"machine and its load are described in {plan}."
     )
 
 

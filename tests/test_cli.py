@@ -74,6 +74,8 @@ def test_train_writes_results_and_a_loadable_model(splits, tmp_path, capsys):
     for epoch in results["epochs"]:
         assert 0 <= epoch["dev_accuracy"] <= 1 and epoch["train_loss"] > 0
         assert epoch["step_time_s"] > 0
+        # the epoch's steps: at least its median step, never more than the whole training
+        assert epoch["step_time_s"] <= epoch["train_s"] < results["train_runtime_s"]
     assert results["labels"] == ["neg", "pos"]
     assert results["test"]["n"] == 24 and results["dev"]["n"] == 24
     assert len(results["dev_predictions"]) == 24
@@ -300,6 +302,10 @@ def test_compare_skips_finished_runs_without_training_them(tmp_path, capsys):
 
     before = stamps()
     summary = json.loads((out / "summary.json").read_text())
+    for run in summary["runs"]:  # the compute each run took, and where
+        trained = json.loads((out / "runs" / run["id"] / "results.json").read_text())
+        assert run["train_s"] == sum(e["train_s"] for e in trained["epochs"]) > 0
+        assert run["environment"] == trained["environment"] and run["environment"]["cpu"]
     # Without its data no run can train, nor even load data: the rerun must not need them.
     train.unlink()
     dev.unlink()

@@ -210,3 +210,13 @@ def test_a_comparison_started_before_a_field_existed_resumes(tmp_path):
     assert check_folder(out, config, overwrite=False) is False  # nothing to empty, no error
     with pytest.raises(UsageError, match="start_step=0 is there, not 5"):
         check_folder(out, replace(config, base=replace(base, start_step=5)), overwrite=False)
+
+
+def test_train_seconds_sums_the_epochs_and_is_none_for_older_files(tmp_path):
+    config = RunConfig("train.jsonl", "dev.jsonl", "out")
+    timed = [Epoch(epoch=1, train_s=2.5), Epoch(epoch=2, train_s=1.5)]
+    assert RunResult(config=config, epochs=timed, dev=Scores(accuracy=0.5)).train_seconds == 4.0
+    untimed = [Epoch(epoch=1, train_s=2.5), Epoch(epoch=2)]  # an epoch of an older advnlp
+    assert RunResult(config=config, epochs=untimed, dev=Scores(accuracy=0.5)).train_seconds is None
+    older = RunResult.load(write(tmp_path / RESULTS_NAME, json.dumps(VERSION_0)))
+    assert older.train_seconds is None

@@ -63,9 +63,12 @@ def script(tmp_path, monkeypatch):
     return module
 
 
-def _run(method: str, epsilon: float | None, seed: int, correct: int, step_s: float) -> dict:
+def _run(
+    method: str, epsilon: float | None, seed: int, correct: int, step_s: float, train_s=None
+) -> dict:
     """A run's results.json: ``correct`` of 20 dev examples right, trained in fgm_abs (none) or
-    in the folder named after its method."""
+    in the folder named after its method; with ``train_s``, two epochs that recorded their
+    training time (as advnlp does since 2026-11-30) and the machine."""
     labels = [i % 2 for i in range(20)]
     predictions = [y if i < correct else 1 - y for i, y in enumerate(labels)]
     folder = "fgm_abs" if method in ("none", "fgm") else method
@@ -81,6 +84,17 @@ def _run(method: str, epsilon: float | None, seed: int, correct: int, step_s: fl
         "dev_labels": labels,
         "dev_predictions": predictions,
         "median_step_time_s": step_s,
+        **(
+            {}
+            if train_s is None
+            else {
+                "epochs": [
+                    {"epoch": 1, "train_s": train_s / 2},
+                    {"epoch": 2, "train_s": train_s / 2},
+                ],
+                "environment": {"device": "cpu", "cpu": "AMD EPYC", "torch_threads": 2},
+            }
+        ),
     }
 
 
@@ -91,19 +105,11 @@ GP = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]  # �
 
 def _write(root: Path, name: str, runs: list[dict], robustness: dict | None = None, **shared):
     """A compare folder as collect.sh copies it: summary.json and compare.json."""
-    from advnlp.experiment.report import summarize
+    from advnlp.experiment.report import _run_entry, summarize
+    from advnlp.experiment.stats import as_result
 
     summary = summarize(runs)
-    summary["runs"] = [
-        {
-            "id": Path(r["config"]["output"]).name,
-            "method": r["config"]["method"],
-            "epsilon": r["config"]["method_kwargs"].get("epsilon"),
-            "seed": r["config"]["seed"],
-            "path": r["config"]["output"],
-        }
-        for r in runs
-    ]
+    summary["runs"] = [_run_entry(as_result(r)) for r in runs]
     if robustness is not None:
         summary["robustness"] = robustness
     folder = root / "experiments/task" / name
@@ -183,8 +189,9 @@ def test_none_linked_into_two_folders_is_one_row(script, tmp_path):
 
 def test_folders_whose_none_runs_disagree_fail(script, tmp_path):
     _write(tmp_path, "fgm_abs", NONE + FGM)
-    retrained = [_run("none", None, s, c, 100.0) for s, c in ((0, 14), (1, 15), (2, 17))]
-    _write(tmp_path, "gp", retrained + GP)  # same run folders, other numbers
+    # same run folders and predictions (so the per-seed check passes), another accuracy
+    retrained = [*NONE[:2], {**NONE[2], "dev": {"accuracy": 17 / 20, "macro_f1": 17 / 20}}]
+    _write(tmp_path, "gp", retrained + GP)
     with pytest.raises(SystemExit, match="none on seeds \\[0, 1, 2\\] .* between fgm_abs and gp"):
         script.results_section()
 
@@ -230,6 +237,17 @@ def test_compute_counts_a_linked_run_once(script, tmp_path):
     _write(tmp_path, "gp", NONE + GP)
     # 9 runs (none's 3 once) x 2 epochs x ⌈100 / 32⌉ = 8 steps x 100, 200 or 300 s
     text = script.results_section()
-    assert "Estimate: 9 runs trained for this table" in text
-    assert "x 8 steps a run (epochs x ⌈training examples / batch⌉)" in text
-    assert f"= {8 * 3 * (100 + 200 + 300) / 3600:.1f} hours of training" in text
+    hours = 8 * 3 * (100 + 200 + 300) / 3600
+    assert "9 runs from before advnlp recorded it, estimated as 8 steps" in text
+    assert f"median step time: {hours:.1f} hours" in text
+    assert "runs measured" not in text and "Hardware: not recorded" in text
+
+
+def test_compute_adds_the_measured_time_where_runs_recorded_it(script, tmp_path):
+    fgm = [_run("fgm", 0.5, s, c, 200.0, train_s=3600.0) for s, c in ((0, 17), (1, 18), (2, 20))]
+    _write(tmp_path, "fgm_abs", NONE + fgm)
+    text = script.results_section()
+    assert "3 runs measured: 3.0 hours in their optimizer steps" in text
+    assert "3 runs from before advnlp recorded it, estimated as 8 steps" in text
+    assert f"median step time: {8 * 3 * 100 / 3600:.1f} hours" in text
+    assert "Hardware: cpu (AMD EPYC, 2 threads)" in text

@@ -10,7 +10,8 @@ from transformers import TrainerCallback
 
 
 class EpochStepTime(TrainerCallback):
-    """Times every optimizer step; at each epoch end logs the median into the log history.
+    """Times every optimizer step; at each epoch end logs the median and the sum (the epoch's
+    training time, evaluation excluded) into the log history.
 
     The log history is saved in each checkpoint, so the timings survive ``--resume``.
     """
@@ -29,7 +30,12 @@ class EpochStepTime(TrainerCallback):
         if self._times:
             median = statistics.median(self._times)
             state.log_history.append(
-                {"epoch": state.epoch, "step": state.global_step, "step_time_s": median}
+                {
+                    "epoch": state.epoch,
+                    "step": state.global_step,
+                    "step_time_s": median,
+                    "train_s": sum(self._times),
+                }
             )
         self._times = []
 

@@ -252,6 +252,9 @@ def _run_entry(run: RunResult) -> dict[str, Any]:
         "path": output,
         "dev_majority_share": run.dev_majority_share,
         "collapsed": run.collapsed,
+        # the compute it took and where (None for runs written before train_s was recorded)
+        "train_s": run.train_seconds,
+        "environment": run.environment,
     }
 
 
@@ -263,8 +266,8 @@ def write_report(
     """Write summary.json, summary.md, accuracy_vs_epsilon.png and training_curves.png into
     ``out_dir``, each atomically, and return the summary as written to summary.json: the
     output of ``summarize`` plus ``runs``, one {id, method, epsilon, seed, path,
-    dev_majority_share, collapsed} per run (id: the run folder's name, from its config's
-    output). With ``attack`` (an ``advnlp.robustness.compare.AttackSweep``), also
+    dev_majority_share, collapsed, train_s, environment} per run (id: the run folder's name,
+    from its config's output). With ``attack`` (an ``advnlp.robustness.compare.AttackSweep``), also
     ``robustness`` and its two plots."""
     out = Path(out_dir)
     runs = [as_result(run) for run in runs]

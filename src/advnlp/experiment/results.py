@@ -49,7 +49,8 @@ class Scores:
 
 @dataclass
 class Epoch:
-    """One epoch: the mean train loss of its steps, dev scores, median step time (s)."""
+    """One epoch: the mean train loss of its steps, dev scores, median step time (s) and the
+    time of all its steps (s; evaluation excluded; a resumed epoch counts the steps it kept)."""
 
     epoch: int
     train_loss: float | None = None
@@ -57,6 +58,7 @@ class Epoch:
     dev_macro_f1: float | None = None
     step_time_s: float | None = None
     dev_loss: float | None = None  # causal LMs: mean NLL of the dev response tokens
+    train_s: float | None = None  # None in runs written before advnlp recorded it
 
 
 @dataclass(kw_only=True)
@@ -94,6 +96,12 @@ class RunResult:
     def collapsed(self) -> bool:
         """Whether the best model predicts one class for >= COLLAPSE_SHARE of dev."""
         return self.dev_majority_share is not None and self.dev_majority_share >= COLLAPSE_SHARE
+
+    @property
+    def train_seconds(self) -> float | None:
+        """Seconds in the optimizer steps of all epochs (None if an epoch did not record it)."""
+        times = [e.train_s for e in self.epochs]
+        return None if not times or None in times else sum(times)
 
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, **asdict(self)}
@@ -199,7 +207,7 @@ def _scores(data: Mapping[str, Any], key: str, required: bool) -> Scores | None:
 def _epoch(row: Any) -> Epoch:
     if not isinstance(row, Mapping):
         raise _Invalid("epochs holds a value that is not an object")
-    numbers = ("train_loss", "dev_accuracy", "dev_macro_f1", "step_time_s", "dev_loss")
+    numbers = ("train_loss", "dev_accuracy", "dev_macro_f1", "step_time_s", "dev_loss", "train_s")
     return Epoch(
         epoch=_get(row, "epoch", int, "epochs[].", required=True),
         **{key: _get(row, key, _NUMBER, "epochs[].") for key in numbers},

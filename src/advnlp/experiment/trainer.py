@@ -135,6 +135,7 @@ def epochs_from_log(log_history: list[dict[str, Any]]) -> list[Epoch]:
             epochs[index]["dev_loss"] = entry.get("eval_nll")  # causal LMs only
         if "step_time_s" in entry:
             epochs.setdefault(index, {})["step_time_s"] = entry["step_time_s"]
+            epochs[index]["train_s"] = entry.get("train_s")
     return [
         Epoch(
             epoch=index,
