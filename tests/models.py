@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from advnlp import registry
 
 VOCAB, HIDDEN, LABELS, PAD = 50, 16, 3, 0
+BOS, EOS = 1, 2  # the language models' (tests/test_causal_lm.py)
 
 # The methods the tests run, all of them derived from the registry: a method added there is
 # tested everywhere without a row here. Test values go by hyperparameter name, not by method:
@@ -144,10 +145,9 @@ def tiny_bert(
     )
 
 
-def tiny_gpt2(
-    dtype: torch.dtype = torch.float64, *, seed: int = 0, ids: Tensor | None = None
-) -> Case:
-    """A causal LM whose output head is tied to the input embedding (no padding id)."""
+def gpt2_lm(dtype: torch.dtype = torch.float64, *, seed: int = 0, **config) -> nn.Module:
+    """A tiny GPT-2 language model, no dropout, its output head tied to the input embedding
+    ``config`` adds to its GPT2Config."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
@@ -161,11 +161,20 @@ def tiny_gpt2(
         embd_pdrop=0.0,
         attn_pdrop=0.0,
         tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        **config,
     )
     model = GPT2LMHeadModel(cfg).to(dtype)
     assert model.lm_head.weight is model.transformer.wte.weight
+    return model
+
+
+def tiny_gpt2(
+    dtype: torch.dtype = torch.float64, *, seed: int = 0, ids: Tensor | None = None
+) -> Case:
+    """A causal LM whose output head is tied to the input embedding (no padding id)."""
+    model = gpt2_lm(dtype, seed=seed)
     ids = token_batch(seed=seed, pad=False) if ids is None else ids
     return Case(
         "gpt2-tied",
