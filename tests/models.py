@@ -1,5 +1,7 @@
 """Tiny models built from configs in code (no downloads), each with a batch and a way to run it
-from token-embedding outputs directly, which the reference implementations need."""
+from token-embedding outputs directly, which the reference implementations need; and the
+helpers the tests share: what one step did (its gradients, what the model consumed, whether it
+was a plain step) and a Hugging Face Trainer's arguments, rows and captured gradients."""
 
 from __future__ import annotations
 
@@ -244,3 +246,132 @@ def grads(model: nn.Module) -> dict[str, Tensor]:
 
 def zero(model: nn.Module) -> None:
     model.zero_grad(set_to_none=True)
+
+
+# -- what a step did ------------------------------------------------------------------------------
+def consumed(case: Case, step: Callable[[Callable[[], Tensor]], object]) -> tuple[Tensor, list]:
+    """The clean token-embedding output of ``case``, and what the model consumed in each pass
+    of ``step(closure)`` (e.g. ``adv.backward``): the output after advnlp's hook."""
+    embedding = case.model.get_input_embeddings()
+    clean = embedding(case.ids).detach()
+    seen = []
+
+    def closure():  # registered after advnlp's hook, so it sees the perturbed output
+        handle = embedding.register_forward_hook(lambda m, a, out: seen.append(out.detach()))
+        try:
+            return case.closure()
+        finally:
+            handle.remove()
+
+    step(closure)
+    return clean, seen
+
+
+def assert_plain_step(case: Case, step: Callable[[], object]) -> object:
+    """``step()`` leaves exactly (bit for bit) the gradients of a plain step,
+    ``case.closure().backward()``; returns what ``step`` returned."""
+    zero(case.model)
+    case.closure().backward()
+    plain = grads(case.model)
+    zero(case.model)
+    result = step()
+    for name, value in grads(case.model).items():
+        assert torch.equal(value, plain[name]), name
+    return result
+
+
+def assert_closure_forms_agree(case: Case, step: Callable[[Callable], dict[str, Tensor]]) -> None:
+    """For a method that needs the logits: ``step(closure)`` (the gradients of one step) is
+    the same whether the closure returns the model's output (.loss and .logits), a (loss,
+    logits) pair or the loss alone (the logits read from the model's output), and not a plain
+    step's. ``case`` is ``tiny_bert``'s."""
+    mask = (case.ids != PAD).long()
+    labels = torch.arange(len(case.ids)) % 3
+
+    def output():
+        return case.model(input_ids=case.ids, attention_mask=mask, labels=labels)
+
+    expected = step(output)
+    pair = step(lambda: (lambda out: (out.loss, out.logits))(output()))
+    alone = step(lambda: output().loss)
+    zero(case.model)
+    case.closure().backward()
+    plain = grads(case.model)
+    for name, value in expected.items():
+        torch.testing.assert_close(pair[name], value, rtol=1e-12, atol=0, msg=name)
+        torch.testing.assert_close(alone[name], value, rtol=1e-12, atol=0, msg=name)
+    assert any(not torch.allclose(plain[n], v) for n, v in expected.items())
+
+
+# -- the Hugging Face Trainer ---------------------------------------------------------------------
+def trainer_rows(ids: Tensor) -> list[dict[str, Tensor]]:
+    """``ids`` as Trainer rows: the attention mask from PAD, labels 0, 1, 2, 0, ... (as
+    ``tiny_bert``'s)."""
+    mask = (ids != PAD).long()
+    return [
+        {"input_ids": i, "attention_mask": m, "labels": torch.tensor(n % LABELS)}
+        for n, (i, m) in enumerate(zip(ids, mask, strict=True))
+    ]
+
+
+def trainer_args(output_dir, **overrides):
+    """TrainingArguments for one quiet CPU step of batch 4 (no saving, no logging)."""
+    from transformers import TrainingArguments
+
+    base = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        max_steps=1,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    base.update(overrides)
+    return TrainingArguments(**base)
+
+
+def grad_capture():
+    """A TrainerCallback whose ``.grads`` gets a copy of every parameter's .grad just before
+    each optimizer step (made here so that this module imports without transformers)."""
+    from transformers import TrainerCallback
+
+    class GradCapture(TrainerCallback):
+        def __init__(self):
+            self.grads = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            self.grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters()})
+
+    return GradCapture()
+
+
+def accumulated_trainer_steps(output_dir, dtype: torch.dtype, method: str, kwargs: dict) -> list:
+    """One optimizer step of AdversarialTrainer on ``tiny_bert(dtype, seed=1)``'s 4 rows, as 1
+    batch of 4 and as 2 micro-batches of 2: for each, (the gradients before the step, the
+    trainer)."""
+    from advnlp.hf import AdversarialTrainer
+
+    steps = []
+    for batch, accumulate in ((4, 1), (2, 2)):
+        case = tiny_bert(dtype, seed=1)
+        capture = grad_capture()
+        trainer = AdversarialTrainer(
+            model=case.model,
+            train_dataset=trainer_rows(case.ids),
+            callbacks=[capture],
+            args=trainer_args(
+                output_dir / str(batch),
+                per_device_train_batch_size=batch,
+                gradient_accumulation_steps=accumulate,
+            ),
+            method=method,
+            method_kwargs=kwargs,
+        )
+        trainer.train()
+        steps.append((capture.grads[0], trainer))
+    return steps

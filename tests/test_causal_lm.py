@@ -31,7 +31,9 @@ from .models import (  # noqa: E402
     VOCAB,
     Case,
     gpt2_lm,
+    grad_capture,
     noiseless,
+    trainer_args,
 )
 
 # AWP perturbs the weight matrices themselves (the tied head included, by design).
@@ -223,15 +225,13 @@ def test_trainer_step_matches_core(tmp_path, name, side):
     """One AdversarialTrainer step on the tiny Llama gives the core method's gradients."""
     from advnlp.hf import AdversarialTrainer
 
-    from .test_hf import GradCapture, _args
-
     model = tiny_llama_lm(torch.float32)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    capture = GradCapture()
+    capture = grad_capture()
     settings = noiseless(name, SETTINGS[name])
     trainer = AdversarialTrainer(
         model=model,
-        args=_args(tmp_path, max_grad_norm=0),  # the gradients before clipping
+        args=trainer_args(tmp_path, max_grad_norm=0),  # the gradients before clipping
         train_dataset=causal_rows(side),
         method=name,
         method_kwargs=settings,
@@ -254,18 +254,16 @@ def test_gradient_accumulation_weighs_tokens_as_one_batch(tmp_path, name):
     divided by 2 would weigh the tokens of the second micro-batch 8/6 times more)."""
     from advnlp.hf import AdversarialTrainer
 
-    from .test_hf import GradCapture, _args
-
     grads_by_batch = []
     for batch, accumulate in ((4, 1), (2, 2)):
         model = tiny_gpt2_lm(torch.float32, seed=1)
-        capture = GradCapture()
+        capture = grad_capture()
         kwargs = {"epsilon": 0.5, "scope": "example"} if name == "fgm" else {}
         trainer = AdversarialTrainer(
             model=model,
             train_dataset=causal_rows("right"),
             callbacks=[capture],
-            args=_args(
+            args=trainer_args(
                 tmp_path / str(batch),
                 per_device_train_batch_size=batch,
                 gradient_accumulation_steps=accumulate,
@@ -495,8 +493,6 @@ def test_trl_sft_example_runs_the_method(tmp_path):
     import argparse
     import importlib.util
 
-    from .test_hf import GradCapture
-
     path = Path(__file__).resolve().parents[1] / "examples" / "trl_sft.py"
     spec = importlib.util.spec_from_file_location("trl_sft", path)
     example = importlib.util.module_from_spec(spec)
@@ -525,7 +521,7 @@ def test_trl_sft_example_runs_the_method(tmp_path):
         return compute_loss(model, inputs, **kwargs)
 
     trainer.compute_loss = spy
-    capture = GradCapture()
+    capture = grad_capture()
     trainer.add_callback(capture)
     trainer.train()
     assert trainer.state.global_step == 2 and len(capture.grads) == 2
