@@ -91,6 +91,23 @@ class Case:
         matrix = self.weight if matrix is None else matrix
         return F.embedding(self.ids, matrix, padding_idx=self.padding_idx)
 
+    @classmethod
+    def of_hf_model(
+        cls, name: str, model: nn.Module, ids: Tensor, mask: Tensor, labels: Tensor, head: nn.Module
+    ) -> Case:
+        """A Hugging Face model's case: its loss (``.loss``) of ``ids`` or of given embeddings,
+        with this attention mask and labels; PAD is the padding id."""
+        return cls(
+            name,
+            model,
+            ids,
+            model.get_input_embeddings().weight,
+            PAD,
+            lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
+            lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
+            head,
+        )
+
     def mask(self) -> Tensor:
         if self.padding_idx is None:
             return torch.ones(*self.ids.shape, 1, dtype=self.weight.dtype)
@@ -135,16 +152,7 @@ def tiny_bert(
     ids = token_batch(seed=seed) if ids is None else ids
     mask = (ids != PAD).long()
     labels = torch.arange(len(ids)) % LABELS
-    return Case(
-        "bert",
-        model,
-        ids,
-        model.bert.embeddings.word_embeddings.weight,
-        PAD,
-        lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
-        lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
-        model.classifier,
-    )
+    return Case.of_hf_model("bert", model, ids, mask, labels, model.classifier)
 
 
 def gpt2_lm(dtype: torch.dtype = torch.float64, *, seed: int = 0, **config) -> nn.Module:

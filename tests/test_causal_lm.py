@@ -107,17 +107,7 @@ class CausalCase(Case):
 def causal_case(model_name: str, side: str, dtype: torch.dtype = torch.float64) -> Case:
     model = MODELS[model_name](dtype)
     ids, mask, labels = prompt_response_batch(side)
-    weight = model.get_input_embeddings().weight
-    return CausalCase(
-        f"{model_name}-{side}",
-        model,
-        ids,
-        weight,
-        PAD,
-        lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
-        lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
-        model.lm_head,
-    )
+    return CausalCase.of_hf_model(f"{model_name}-{side}", model, ids, mask, labels, model.lm_head)
 
 
 def response_only_loss(case: Case, labels: torch.Tensor) -> torch.Tensor:
