@@ -1,5 +1,7 @@
 """Tiny models built from configs in code (no downloads), each with a batch and a way to run it
-from token-embedding outputs directly, which the reference implementations need."""
+from token-embedding outputs directly, which the reference implementations need; and the
+helpers the tests share: what one step did (its gradients, what the model consumed, whether it
+was a plain step) and a Hugging Face Trainer's arguments, rows and captured gradients."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 from advnlp import registry
 
 VOCAB, HIDDEN, LABELS, PAD = 50, 16, 3, 0
+BOS, EOS = 1, 2  # the language models' (tests/test_causal_lm.py)
 
 # The methods the tests run, all of them derived from the registry: a method added there is
 # tested everywhere without a row here. Test values go by hyperparameter name, not by method:
@@ -88,6 +91,23 @@ class Case:
         matrix = self.weight if matrix is None else matrix
         return F.embedding(self.ids, matrix, padding_idx=self.padding_idx)
 
+    @classmethod
+    def of_hf_model(
+        cls, name: str, model: nn.Module, ids: Tensor, mask: Tensor, labels: Tensor, head: nn.Module
+    ) -> Case:
+        """A Hugging Face model's case: its loss (``.loss``) of ``ids`` or of given embeddings,
+        with this attention mask and labels; PAD is the padding id."""
+        return cls(
+            name,
+            model,
+            ids,
+            model.get_input_embeddings().weight,
+            PAD,
+            lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
+            lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
+            head,
+        )
+
     def mask(self) -> Tensor:
         if self.padding_idx is None:
             return torch.ones(*self.ids.shape, 1, dtype=self.weight.dtype)
@@ -132,22 +152,12 @@ def tiny_bert(
     ids = token_batch(seed=seed) if ids is None else ids
     mask = (ids != PAD).long()
     labels = torch.arange(len(ids)) % LABELS
-    return Case(
-        "bert",
-        model,
-        ids,
-        model.bert.embeddings.word_embeddings.weight,
-        PAD,
-        lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
-        lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
-        model.classifier,
-    )
+    return Case.of_hf_model("bert", model, ids, mask, labels, model.classifier)
 
 
-def tiny_gpt2(
-    dtype: torch.dtype = torch.float64, *, seed: int = 0, ids: Tensor | None = None
-) -> Case:
-    """A causal LM whose output head is tied to the input embedding (no padding id)."""
+def gpt2_lm(dtype: torch.dtype = torch.float64, *, seed: int = 0, **config) -> nn.Module:
+    """A tiny GPT-2 language model, no dropout, its output head tied to the input embedding
+    ``config`` adds to its GPT2Config."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
@@ -161,11 +171,20 @@ def tiny_gpt2(
         embd_pdrop=0.0,
         attn_pdrop=0.0,
         tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        **config,
     )
     model = GPT2LMHeadModel(cfg).to(dtype)
     assert model.lm_head.weight is model.transformer.wte.weight
+    return model
+
+
+def tiny_gpt2(
+    dtype: torch.dtype = torch.float64, *, seed: int = 0, ids: Tensor | None = None
+) -> Case:
+    """A causal LM whose output head is tied to the input embedding (no padding id)."""
+    model = gpt2_lm(dtype, seed=seed)
     ids = token_batch(seed=seed, pad=False) if ids is None else ids
     return Case(
         "gpt2-tied",
@@ -235,3 +254,132 @@ def grads(model: nn.Module) -> dict[str, Tensor]:
 
 def zero(model: nn.Module) -> None:
     model.zero_grad(set_to_none=True)
+
+
+# -- what a step did ------------------------------------------------------------------------------
+def consumed(case: Case, step: Callable[[Callable[[], Tensor]], object]) -> tuple[Tensor, list]:
+    """The clean token-embedding output of ``case``, and what the model consumed in each pass
+    of ``step(closure)`` (e.g. ``adv.backward``): the output after advnlp's hook."""
+    embedding = case.model.get_input_embeddings()
+    clean = embedding(case.ids).detach()
+    seen = []
+
+    def closure():  # registered after advnlp's hook, so it sees the perturbed output
+        handle = embedding.register_forward_hook(lambda m, a, out: seen.append(out.detach()))
+        try:
+            return case.closure()
+        finally:
+            handle.remove()
+
+    step(closure)
+    return clean, seen
+
+
+def assert_plain_step(case: Case, step: Callable[[], object]) -> object:
+    """``step()`` leaves exactly (bit for bit) the gradients of a plain step,
+    ``case.closure().backward()``; returns what ``step`` returned."""
+    zero(case.model)
+    case.closure().backward()
+    plain = grads(case.model)
+    zero(case.model)
+    result = step()
+    for name, value in grads(case.model).items():
+        assert torch.equal(value, plain[name]), name
+    return result
+
+
+def assert_closure_forms_agree(case: Case, step: Callable[[Callable], dict[str, Tensor]]) -> None:
+    """For a method that needs the logits: ``step(closure)`` (the gradients of one step) is
+    the same whether the closure returns the model's output (.loss and .logits), a (loss,
+    logits) pair or the loss alone (the logits read from the model's output), and not a plain
+    step's. ``case`` is ``tiny_bert``'s."""
+    mask = (case.ids != PAD).long()
+    labels = torch.arange(len(case.ids)) % 3
+
+    def output():
+        return case.model(input_ids=case.ids, attention_mask=mask, labels=labels)
+
+    expected = step(output)
+    pair = step(lambda: (lambda out: (out.loss, out.logits))(output()))
+    alone = step(lambda: output().loss)
+    zero(case.model)
+    case.closure().backward()
+    plain = grads(case.model)
+    for name, value in expected.items():
+        torch.testing.assert_close(pair[name], value, rtol=1e-12, atol=0, msg=name)
+        torch.testing.assert_close(alone[name], value, rtol=1e-12, atol=0, msg=name)
+    assert any(not torch.allclose(plain[n], v) for n, v in expected.items())
+
+
+# -- the Hugging Face Trainer ---------------------------------------------------------------------
+def trainer_rows(ids: Tensor) -> list[dict[str, Tensor]]:
+    """``ids`` as Trainer rows: the attention mask from PAD, labels 0, 1, 2, 0, ... (as
+    ``tiny_bert``'s)."""
+    mask = (ids != PAD).long()
+    return [
+        {"input_ids": i, "attention_mask": m, "labels": torch.tensor(n % LABELS)}
+        for n, (i, m) in enumerate(zip(ids, mask, strict=True))
+    ]
+
+
+def trainer_args(output_dir, **overrides):
+    """TrainingArguments for one quiet CPU step of batch 4 (no saving, no logging)."""
+    from transformers import TrainingArguments
+
+    base = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        max_steps=1,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    base.update(overrides)
+    return TrainingArguments(**base)
+
+
+def grad_capture():
+    """A TrainerCallback whose ``.grads`` gets a copy of every parameter's .grad just before
+    each optimizer step (made here so that this module imports without transformers)."""
+    from transformers import TrainerCallback
+
+    class GradCapture(TrainerCallback):
+        def __init__(self):
+            self.grads = []
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            self.grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters()})
+
+    return GradCapture()
+
+
+def accumulated_trainer_steps(output_dir, dtype: torch.dtype, method: str, kwargs: dict) -> list:
+    """One optimizer step of AdversarialTrainer on ``tiny_bert(dtype, seed=1)``'s 4 rows, as 1
+    batch of 4 and as 2 micro-batches of 2: for each, (the gradients before the step, the
+    trainer)."""
+    from advnlp.hf import AdversarialTrainer
+
+    steps = []
+    for batch, accumulate in ((4, 1), (2, 2)):
+        case = tiny_bert(dtype, seed=1)
+        capture = grad_capture()
+        trainer = AdversarialTrainer(
+            model=case.model,
+            train_dataset=trainer_rows(case.ids),
+            callbacks=[capture],
+            args=trainer_args(
+                output_dir / str(batch),
+                per_device_train_batch_size=batch,
+                gradient_accumulation_steps=accumulate,
+            ),
+            method=method,
+            method_kwargs=kwargs,
+        )
+        trainer.train()
+        steps.append((capture.grads[0], trainer))
+    return steps

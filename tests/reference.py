@@ -5,6 +5,9 @@ in .grad exactly as the method under test should.
 "g = d loss / d E" means the gradient through the *lookup* only: a zero matrix D is added to
 the matrix on the lookup path (E + D)[ids], and g = d loss / d D. For a model with a tied
 output head that is the input side alone, which is what gets perturbed.
+
+At the end: ``REFERENCE``, the formula of each registered method, and the two checks that
+compare advnlp's step with it (tests/test_reference_gradients.py, test_causal_lm.py).
 """
 
 from __future__ import annotations
@@ -279,3 +282,79 @@ def smart(
         handle.remove()
     (loss + kl_weight * regulariser).backward()
     return loss
+
+
+def unit(case: Case, scope: str, epsilon_unit: str) -> float | Tensor:
+    """What lengths are measured in: 1, or the embedding's own size computed directly (the
+    relative method equals the absolute one at epsilon x this unit)."""
+    if epsilon_unit == "absolute":
+        return 1.0
+    size = relative_unit(case, scope)
+    return float(size) if scope == "token" else size
+
+
+# registry name -> the reference formula, called with every hyperparameter of the method
+REFERENCE = {
+    "none": lambda c: none(c),
+    "fgm": lambda c, epsilon, scope, adversarial_only, epsilon_unit: fgm(
+        c, epsilon * unit(c, scope, epsilon_unit), scope, adversarial_only
+    ),
+    "gp": lambda c, epsilon: gradient_penalty(c, epsilon)[0],
+    "pgd": lambda c, epsilon, alpha, steps, scope, adversarial_only, epsilon_unit: pgd(
+        c,
+        *(x * unit(c, scope, epsilon_unit) for x in (epsilon, alpha)),
+        steps,
+        scope,
+        adversarial_only,
+    ),
+    "freelb": lambda c, epsilon, alpha, steps, init_magnitude, epsilon_unit: freelb(
+        c,
+        *(x * unit(c, "example", epsilon_unit) for x in (epsilon, alpha)),
+        steps,
+        init_magnitude * unit(c, "example", epsilon_unit),
+    ),
+    "neftune": lambda c, alpha: neftune(c, alpha),
+    "r3f": lambda c, epsilon, kl_weight, noise: r3f(c, epsilon, kl_weight, noise),
+    # a first step, from an empty cache: plain (tests/test_fgm_free.py checks the second)
+    "fgm_free": lambda c, epsilon: none(c),
+    "awp": awp,
+    "smart": smart,
+    "vat": lambda c, **kwargs: smart(c, **kwargs, symmetric=False),
+}
+
+
+def assert_step_matches(case: Case, name: str, kwargs: dict) -> None:
+    """advnlp's ``name`` at ``kwargs`` gives the reference's loss and gradients on ``case``
+    (to 1e-5 relative), and some gradient is not zero."""
+    import advnlp
+
+    from .models import grads, zero
+
+    torch.manual_seed(123)  # the random starts and noise: the same draws in both
+    expected_loss = REFERENCE[name](case, **{**advnlp.hyperparameters(name), **kwargs})
+    expected = grads(case.model)
+
+    zero(case.model)
+    adv = advnlp.build(name, case.model, **kwargs)
+    torch.manual_seed(123)
+    loss = adv.backward(case.closure)
+
+    torch.testing.assert_close(loss, expected_loss.detach(), rtol=1e-5, atol=1e-8)
+    actual = grads(case.model)
+    for param, value in expected.items():
+        torch.testing.assert_close(actual[param], value, rtol=1e-5, atol=1e-8, msg=param)
+    assert any(v.abs().sum() > 0 for v in actual.values())
+
+
+def assert_penalty_matches(case: Case) -> None:
+    """The gradient penalty's term at epsilon 2 is the reference's, and not zero."""
+    import advnlp
+
+    from .models import zero
+
+    _, expected_penalty = gradient_penalty(case, 2.0)
+    zero(case.model)
+    adv = advnlp.GradientPenalty(case.model, epsilon=2.0)
+    adv.backward(case.closure)
+    torch.testing.assert_close(adv.last_penalty, expected_penalty, rtol=1e-5, atol=0)
+    assert adv.last_penalty > 0

@@ -22,10 +22,20 @@ pytest.importorskip("transformers")
 import advnlp  # noqa: E402
 
 from . import reference  # noqa: E402
-from .models import PAD, SETTINGS, Case, grads, noiseless, zero  # noqa: E402
-from .test_reference_gradients import REFERENCE  # noqa: E402
+from .models import (  # noqa: E402
+    BOS,
+    EOS,
+    HIDDEN,
+    PAD,
+    SETTINGS,
+    VOCAB,
+    Case,
+    gpt2_lm,
+    grad_capture,
+    noiseless,
+    trainer_args,
+)
 
-VOCAB, HIDDEN, BOS, EOS = 50, 16, 1, 2
 # AWP perturbs the weight matrices themselves (the tied head included, by design).
 INPUT_METHODS = [name for name in advnlp.method_names() if name not in ("none", "awp")]
 
@@ -52,25 +62,8 @@ def prompt_response_batch(side: str, seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 def tiny_gpt2_lm(dtype: torch.dtype = torch.float64, *, seed: int = 0):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=VOCAB,
-        n_embd=HIDDEN,
-        n_layer=2,
-        n_head=2,
-        n_positions=32,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        tie_word_embeddings=True,
-        bos_token_id=BOS,
-        eos_token_id=EOS,
-        pad_token_id=PAD,  # GPT-2's wte has no padding_idx: advnlp reads the config's
-    )
-    model = GPT2LMHeadModel(config).to(dtype)
-    assert model.lm_head.weight is model.transformer.wte.weight
+    # GPT-2's wte has no padding_idx: advnlp reads the config's pad_token_id
+    model = gpt2_lm(dtype, seed=seed, pad_token_id=PAD)
     assert model.transformer.wte.padding_idx is None
     return model
 
@@ -114,17 +107,7 @@ class CausalCase(Case):
 def causal_case(model_name: str, side: str, dtype: torch.dtype = torch.float64) -> Case:
     model = MODELS[model_name](dtype)
     ids, mask, labels = prompt_response_batch(side)
-    weight = model.get_input_embeddings().weight
-    return CausalCase(
-        f"{model_name}-{side}",
-        model,
-        ids,
-        weight,
-        PAD,
-        lambda: model(input_ids=ids, attention_mask=mask, labels=labels).loss,
-        lambda e: model(inputs_embeds=e, attention_mask=mask, labels=labels).loss,
-        model.lm_head,
-    )
+    return CausalCase.of_hf_model(f"{model_name}-{side}", model, ids, mask, labels, model.lm_head)
 
 
 def response_only_loss(case: Case, labels: torch.Tensor) -> torch.Tensor:
@@ -154,34 +137,13 @@ def test_the_batch_trains_on_response_tokens_only(model_name, side):
 def test_gradients_match_reference(model_name, side, name):
     """Every registered method at its test settings (tests/models.py); a float64 model (whose
     loss transformers computes in float32, hence the tolerance of the existing reference tests)."""
-    case = causal_case(model_name, side)
-    kwargs = SETTINGS[name]
-    torch.manual_seed(123)  # the random starts and noise: the same draws in both
-    expected_loss = REFERENCE[name](case, **{**advnlp.hyperparameters(name), **kwargs})
-    expected = grads(case.model)
-
-    zero(case.model)
-    adv = advnlp.build(name, case.model, **kwargs)
-    torch.manual_seed(123)
-    loss = adv.backward(case.closure)
-
-    torch.testing.assert_close(loss, expected_loss.detach(), rtol=1e-5, atol=1e-8)
-    actual = grads(case.model)
-    for param, value in expected.items():
-        torch.testing.assert_close(actual[param], value, rtol=1e-5, atol=1e-8, msg=param)
-    assert any(v.abs().sum() > 0 for v in actual.values())
+    reference.assert_step_matches(causal_case(model_name, side), name, SETTINGS[name])
 
 
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("model_name", list(MODELS))
 def test_gradient_penalty_term_matches_reference(model_name, side):
-    case = causal_case(model_name, side)
-    _, expected_penalty = reference.gradient_penalty(case, 2.0)
-    zero(case.model)
-    adv = advnlp.GradientPenalty(case.model, epsilon=2.0)
-    adv.backward(case.closure)
-    torch.testing.assert_close(adv.last_penalty, expected_penalty, rtol=1e-5, atol=0)
-    assert adv.last_penalty > 0
+    reference.assert_penalty_matches(causal_case(model_name, side))
 
 
 def first_block(model_name: str, model):
@@ -253,15 +215,13 @@ def test_trainer_step_matches_core(tmp_path, name, side):
     """One AdversarialTrainer step on the tiny Llama gives the core method's gradients."""
     from advnlp.hf import AdversarialTrainer
 
-    from .test_hf import GradCapture, _args
-
     model = tiny_llama_lm(torch.float32)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    capture = GradCapture()
+    capture = grad_capture()
     settings = noiseless(name, SETTINGS[name])
     trainer = AdversarialTrainer(
         model=model,
-        args=_args(tmp_path, max_grad_norm=0),  # the gradients before clipping
+        args=trainer_args(tmp_path, max_grad_norm=0),  # the gradients before clipping
         train_dataset=causal_rows(side),
         method=name,
         method_kwargs=settings,
@@ -284,18 +244,16 @@ def test_gradient_accumulation_weighs_tokens_as_one_batch(tmp_path, name):
     divided by 2 would weigh the tokens of the second micro-batch 8/6 times more)."""
     from advnlp.hf import AdversarialTrainer
 
-    from .test_hf import GradCapture, _args
-
     grads_by_batch = []
     for batch, accumulate in ((4, 1), (2, 2)):
         model = tiny_gpt2_lm(torch.float32, seed=1)
-        capture = GradCapture()
+        capture = grad_capture()
         kwargs = {"epsilon": 0.5, "scope": "example"} if name == "fgm" else {}
         trainer = AdversarialTrainer(
             model=model,
             train_dataset=causal_rows("right"),
             callbacks=[capture],
-            args=_args(
+            args=trainer_args(
                 tmp_path / str(batch),
                 per_device_train_batch_size=batch,
                 gradient_accumulation_steps=accumulate,
@@ -551,8 +509,6 @@ def test_trl_sft_example_runs_the_method(tmp_path):
     import argparse
     import importlib.util
 
-    from .test_hf import GradCapture
-
     path = Path(__file__).resolve().parents[1] / "examples" / "trl_sft.py"
     spec = importlib.util.spec_from_file_location("trl_sft", path)
     example = importlib.util.module_from_spec(spec)
@@ -581,7 +537,7 @@ def test_trl_sft_example_runs_the_method(tmp_path):
         return compute_loss(model, inputs, **kwargs)
 
     trainer.compute_loss = spy
-    capture = GradCapture()
+    capture = grad_capture()
     trainer.add_callback(capture)
     trainer.train()
     assert trainer.state.global_step == 2 and len(capture.grads) == 2

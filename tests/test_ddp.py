@@ -99,6 +99,17 @@ def test_no_data_parallel_group_is_a_single_process(ranks, name, method, kwargs,
         assert stats["all_gather"] == stats["collective_all_reduce"] == 0, stats
 
 
+def _advnlp_on_two_processes(command: str, train: Path, dev: Path, out: Path, *flags: str):
+    """``advnlp COMMAND --train --dev --output FLAGS`` under torchrun; the finished process,
+    which exited 0."""
+    result = torchrun(
+        "-m", "advnlp", command, "--train", str(train), "--dev", str(dev), "--output", str(out),
+        *flags,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def test_advnlp_train_with_two_processes(tmp_path):
     """The CLI under torchrun: the Trainer distributes, rank 0 alone writes the results."""
     import json
@@ -107,25 +118,10 @@ def test_advnlp_train_with_two_processes(tmp_path):
 
     train, dev = write_splits(tmp_path / "data", train=64, dev=16)
     out = tmp_path / "run"
-    result = torchrun(
-        "-m",
-        "advnlp",
-        "train",
-        "--train",
-        str(train),
-        "--dev",
-        str(dev),
-        "--output",
-        str(out),
-        "--method",
-        "fgm",
-        "--epsilon",
-        "0.1",
-        "--epochs",
-        "2",
+    result = _advnlp_on_two_processes(
+        "train", train, dev, out, "--method", "fgm", "--epsilon", "0.1", "--epochs", "2",
         *SMALL_RUN,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert results["world_size"] == 2
     assert results["steps"] == 2 * 64 // (8 * 2)  # 2 epochs of a global batch of 16
@@ -140,29 +136,10 @@ def test_advnlp_compare_with_two_processes(tmp_path):
 
     train, dev = write_splits(tmp_path / "data", train=48, dev=16)
     out = tmp_path / "cmp"
-    result = torchrun(
-        "-m",
-        "advnlp",
-        "compare",
-        "--train",
-        str(train),
-        "--dev",
-        str(dev),
-        "--output",
-        str(out),
-        "--methods",
-        "none,fgm",
-        "--epsilon",
-        "0.1",
-        "--seeds",
-        "0",
-        "--epochs",
-        "1",
-        *SMALL_RUN,
-        "--model",
-        "scratch-tiny",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _advnlp_on_two_processes(
+        "compare", train, dev, out, "--methods", "none,fgm", "--epsilon", "0.1", "--seeds", "0",
+        "--epochs", "1", *SMALL_RUN, "--model", "scratch-tiny",
+    )  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     assert {r["id"] for r in summary["runs"]} == {"none-seed0", "fgm-eps0.1-seed0"}
     assert result.stdout.count("summary:") == 1

@@ -9,7 +9,7 @@ import torch
 import advnlp
 
 from . import reference
-from .models import CASES, grads, tiny_bert, token_batch, zero
+from .models import CASES, consumed, grads, tiny_bert, token_batch, zero
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
@@ -40,21 +40,14 @@ def test_only_tokens_seen_before_are_moved_by_their_cached_rows():
     adv.backward(first.closure)
     keys, rows = adv._keys.clone(), adv._rows.clone()
     second = tiny_bert(torch.float64, ids=token_batch(seed=1) + 10)  # ids 11..21: some new
-    embedding = second.model.get_input_embeddings()
-    clean = embedding(second.ids).detach()
-    consumed = []
 
-    def closure():  # registered after advnlp's hook: sees the perturbed output
-        handle = embedding.register_forward_hook(lambda m, a, out: consumed.append(out.detach()))
-        try:
-            return second.closure()
-        finally:
-            handle.remove()
+    def step(closure):
+        adv_second = advnlp.FreeFGM(second.model, epsilon=0.5)
+        adv_second._keys, adv_second._rows = keys, rows
+        adv_second.backward(closure)
 
-    adv_second = advnlp.FreeFGM(second.model, epsilon=0.5)
-    adv_second._keys, adv_second._rows = keys, rows
-    adv_second.backward(closure)
-    moved = consumed[0] - clean
+    clean, seen = consumed(second, step)
+    moved = seen[0] - clean
     seen = torch.isin(second.ids, keys[keys != 0])
     assert seen.any() and (~seen & (second.ids != 0)).any()
     for position in zip(*torch.nonzero(second.ids != 0, as_tuple=True), strict=True):

@@ -8,59 +8,31 @@ import torch
 
 pytest.importorskip("transformers")
 
-from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from transformers import Trainer  # noqa: E402
 
 import advnlp  # noqa: E402
 from advnlp.hf import AdversarialTrainer, AdversarialTrainerMixin  # noqa: E402
 
-from .models import PAD, SETTINGS, noiseless, tiny_bert  # noqa: E402
-
-
-def _rows(ids):
-    mask = (ids != PAD).long()
-    return [
-        {"input_ids": i, "attention_mask": m, "labels": torch.tensor(n % 3)}
-        for n, (i, m) in enumerate(zip(ids, mask, strict=True))
-    ]
-
-
-class GradCapture(TrainerCallback):
-    """Copies every parameter's .grad just before each optimizer step."""
-
-    def __init__(self):
-        self.grads = []
-
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        self.grads.append({n: p.grad.detach().clone() for n, p in model.named_parameters()})
-
-
-def _args(tmp_path, **overrides):
-    base = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        max_steps=1,
-        learning_rate=1e-3,
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    base.update(overrides)
-    return TrainingArguments(**base)
+from .models import (  # noqa: E402
+    SETTINGS,
+    accumulated_trainer_steps,
+    grad_capture,
+    noiseless,
+    tiny_bert,
+    trainer_args,
+    trainer_rows,
+)
 
 
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_one_training_step_matches_core(tmp_path, name):
     case = tiny_bert(torch.float32)
     state = {k: v.clone() for k, v in case.model.state_dict().items()}
-    capture = GradCapture()
+    capture = grad_capture()
     trainer = AdversarialTrainer(
         model=case.model,
-        args=_args(tmp_path),
-        train_dataset=_rows(case.ids),
+        args=trainer_args(tmp_path),
+        train_dataset=trainer_rows(case.ids),
         method=name,
         method_kwargs=noiseless(name, SETTINGS[name]),
         callbacks=[capture],
@@ -87,8 +59,8 @@ def test_method_none_trains_exactly_like_plain_trainer(tmp_path):
         ids = torch.cat([case.ids, case.ids.flip(0), case.ids.roll(1, 1)])
         trainer = cls(
             model=case.model,
-            train_dataset=_rows(ids),
-            args=_args(
+            train_dataset=trainer_rows(ids),
+            args=trainer_args(
                 tmp_path / cls.__name__,
                 max_steps=4,
                 per_device_train_batch_size=3,
@@ -112,26 +84,12 @@ def test_gradient_accumulation_matches_one_batch(tmp_path):
     skips its own division by the accumulation steps; BertForSequenceClassification ignores it
     (a plain Trainer gets k times the gradient there). The mixin turns that path off, so the
     Trainer divides by k itself."""
-    grads = []
-    for batch, accumulate in ((4, 1), (2, 2)):
-        case = tiny_bert(torch.float32, seed=1)
-        capture = GradCapture()
-        trainer = AdversarialTrainer(
-            model=case.model,
-            train_dataset=_rows(case.ids),
-            callbacks=[capture],
-            args=_args(
-                tmp_path / str(batch),
-                per_device_train_batch_size=batch,
-                gradient_accumulation_steps=accumulate,
-            ),
-            method="fgm",
-            method_kwargs={"epsilon": 0.5, "scope": "example"},
-        )
-        trainer.train()
-        grads.append(capture.grads[0])
-    for param in grads[0]:
-        torch.testing.assert_close(grads[1][param], grads[0][param], rtol=1e-5, atol=1e-7)
+    steps = accumulated_trainer_steps(
+        tmp_path, torch.float32, "fgm", {"epsilon": 0.5, "scope": "example"}
+    )
+    (one_batch, _), (accumulated, _) = steps
+    for param in one_batch:
+        torch.testing.assert_close(accumulated[param], one_batch[param], rtol=1e-5, atol=1e-7)
 
 
 def test_bf16_on_cpu_trains_and_the_method_changes_the_gradients(tmp_path):
@@ -141,14 +99,14 @@ def test_bf16_on_cpu_trains_and_the_method_changes_the_gradients(tmp_path):
 
     def step_grads(method, **args):
         case = tiny_bert(torch.float32)
-        capture = GradCapture()
+        capture = grad_capture()
         trainer = AdversarialTrainer(
             model=case.model,
-            train_dataset=_rows(case.ids),
+            train_dataset=trainer_rows(case.ids),
             callbacks=[capture],
             method=method,
             method_kwargs={"epsilon": 1.0} if method == "gp" else {},
-            args=_args(tmp_path / method / str(args), **args),
+            args=trainer_args(tmp_path / method / str(args), **args),
         )
         output = trainer.train()
         assert torch.isfinite(torch.tensor(output.training_loss))
@@ -175,11 +133,11 @@ def test_fp16_grad_scaler_reaches_the_method_and_every_backward(tmp_path, method
     kwargs = {"epsilon": 0.5} if takes_scaler else {}
     case = tiny_bert(torch.float32)
     state = {k: v.clone() for k, v in case.model.state_dict().items()}
-    capture = GradCapture()
+    capture = grad_capture()
     trainer = AdversarialTrainer(
         model=case.model,
-        args=_args(tmp_path, fp16=True, max_grad_norm=0.0),
-        train_dataset=_rows(case.ids),
+        args=trainer_args(tmp_path, fp16=True, max_grad_norm=0.0),
+        train_dataset=trainer_rows(case.ids),
         method=method,
         method_kwargs=kwargs,
         callbacks=[capture],
@@ -213,8 +171,8 @@ def test_mixin_with_own_trainer_subclass(tmp_path):
     case = tiny_bert(torch.float32)
     MyTrainer(
         model=case.model,
-        args=_args(tmp_path),
-        train_dataset=_rows(case.ids),
+        args=trainer_args(tmp_path),
+        train_dataset=trainer_rows(case.ids),
         method="pgd",
         method_kwargs={"steps": 2},
     ).train()
@@ -223,11 +181,11 @@ def test_mixin_with_own_trainer_subclass(tmp_path):
 
 def test_bad_method_fails_at_construction(tmp_path):
     with pytest.raises(advnlp.ConfigError, match="unknown method 'fgsm'"):
-        AdversarialTrainer(model=tiny_bert().model, args=_args(tmp_path), method="fgsm")
+        AdversarialTrainer(model=tiny_bert().model, args=trainer_args(tmp_path), method="fgsm")
     with pytest.raises(advnlp.ConfigError, match="epsilon must be a finite number >= 0, got -1"):
         AdversarialTrainer(
             model=tiny_bert().model,
-            args=_args(tmp_path),
+            args=trainer_args(tmp_path),
             method="fgm",
             method_kwargs={"epsilon": -1},
         )

@@ -9,7 +9,7 @@ from transformers.integrations.neftune import neftune_post_forward_hook
 
 import advnlp
 
-from .models import grads, tiny_bert, tiny_gpt2, token_batch, zero
+from .models import assert_plain_step, consumed, grads, tiny_bert, tiny_gpt2, token_batch, zero
 
 
 def _transformers_step(case, alpha: float) -> dict:
@@ -43,23 +43,13 @@ def test_equals_transformers_neftune_without_padding(make):
 
 def test_padding_gets_no_noise_and_real_length_sets_the_size():
     case = tiny_bert(torch.float64)  # ragged padding: rows of 7, 6 and 5 real tokens
-    captured = []
-    embedding = case.model.get_input_embeddings()
-    clean = embedding(case.ids).detach()
 
-    def capture(module, args, output):
-        captured.append(output.detach())
+    def step(closure):
+        torch.manual_seed(7)
+        advnlp.NEFTune(case.model, alpha=5.0).backward(closure)
 
-    def closure():  # registered after advnlp's hook, so it sees the noisy output
-        handle = embedding.register_forward_hook(capture)
-        try:
-            return case.closure()
-        finally:
-            handle.remove()
-
-    torch.manual_seed(7)
-    advnlp.NEFTune(case.model, alpha=5.0).backward(closure)
-    noise = captured[0] - clean
+    clean, seen = consumed(case, step)
+    noise = seen[0] - clean
     real = case.ids != 0
     assert torch.equal(noise[~real], torch.zeros_like(noise[~real]))
     for row in range(len(case.ids)):
@@ -73,14 +63,9 @@ def test_no_noise_at_alpha_zero_or_in_eval_mode(mode):
     case = tiny_bert(torch.float32)
     if mode == "eval":
         case.model.eval()
-    case.closure().backward()
-    plain = grads(case.model)
-    zero(case.model)
-    alpha = 0.0 if mode == "alpha 0" else 5.0
-    loss = advnlp.NEFTune(case.model, alpha=alpha).backward(case.closure)
+    adv = advnlp.NEFTune(case.model, alpha=0.0 if mode == "alpha 0" else 5.0)
+    loss = assert_plain_step(case, lambda: adv.backward(case.closure))
     assert torch.equal(loss, case.closure().detach())
-    for name, value in grads(case.model).items():
-        assert torch.equal(value, plain[name]), name
 
 
 @pytest.mark.parametrize("value", [-1.0, "5", float("nan"), True])

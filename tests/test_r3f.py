@@ -13,7 +13,17 @@ from torch import nn
 import advnlp
 from advnlp.methods.r3f import symmetric_kl
 
-from .models import PAD, grads, plain_lstm, tiny_bert, zero
+from .models import (
+    PAD,
+    accumulated_trainer_steps,
+    assert_closure_forms_agree,
+    assert_plain_step,
+    consumed,
+    grads,
+    plain_lstm,
+    tiny_bert,
+    zero,
+)
 
 
 def _step(case, closure) -> dict:
@@ -25,22 +35,7 @@ def _step(case, closure) -> dict:
 
 def test_the_closure_may_return_the_output_a_pair_or_the_loss_alone():
     case = tiny_bert(torch.float64)
-    mask = (case.ids != PAD).long()
-    labels = torch.arange(len(case.ids)) % 3
-
-    def output():
-        return case.model(input_ids=case.ids, attention_mask=mask, labels=labels)
-
-    expected = _step(case, output)  # .loss and .logits
-    pair = _step(case, lambda: (lambda out: (out.loss, out.logits))(output()))
-    alone = _step(case, lambda: output().loss)  # the logits read from the model's output
-    zero(case.model)
-    case.closure().backward()
-    plain = grads(case.model)
-    for name, value in expected.items():
-        torch.testing.assert_close(pair[name], value, rtol=1e-12, atol=0, msg=name)
-        torch.testing.assert_close(alone[name], value, rtol=1e-12, atol=0, msg=name)
-    assert any(not torch.allclose(plain[n], v) for n, v in expected.items())
+    assert_closure_forms_agree(case, lambda closure: _step(case, closure))
 
 
 def test_a_closure_without_logits_is_told_what_to_return():
@@ -57,15 +52,10 @@ def test_no_noise_is_a_plain_step(mode):
     case = tiny_bert(torch.float32)
     if mode == "eval":
         case.model.eval()
-    case.closure().backward()
-    plain = grads(case.model)
-    zero(case.model)
     calls = []
-    epsilon = 0.0 if mode == "epsilon 0" else 0.5
-    advnlp.R3F(case.model, epsilon=epsilon).backward(lambda: calls.append(1) or case.closure())
+    adv = advnlp.R3F(case.model, epsilon=0.0 if mode == "epsilon 0" else 0.5)
+    assert_plain_step(case, lambda: adv.backward(lambda: calls.append(1) or case.closure()))
     assert len(calls) == 1
-    for name, value in grads(case.model).items():
-        assert torch.equal(value, plain[name]), name
 
 
 def test_the_kl_is_a_batch_mean_and_symmetric():
@@ -97,22 +87,13 @@ def test_padding_gets_no_noise(noise):
     """Invisible to the gradients of the tiny models (padding is masked or at the tail), so
     checked on what the model consumed in the noisy pass."""
     case = tiny_bert(torch.float64)
-    embedding = case.model.get_input_embeddings()
-    clean = embedding(case.ids).detach()
-    consumed = []
-
-    def closure():  # registered after advnlp's hook, so it sees the noisy output
-        handle = embedding.register_forward_hook(lambda m, a, out: consumed.append(out.detach()))
-        try:
-            return case.closure()
-        finally:
-            handle.remove()
-
-    advnlp.R3F(case.model, epsilon=0.5, noise=noise).backward(closure)
+    clean, seen = consumed(
+        case, lambda closure: advnlp.R3F(case.model, epsilon=0.5, noise=noise).backward(closure)
+    )
     real = (case.ids != PAD).unsqueeze(-1)
-    assert torch.equal(consumed[0], clean)  # the clean pass
-    assert torch.equal(torch.where(real, 0, consumed[1]), torch.where(real, 0, clean))
-    assert (consumed[1] - clean)[real.expand_as(clean)].abs().min() > 0
+    assert torch.equal(seen[0], clean)  # the clean pass
+    assert torch.equal(torch.where(real, 0, seen[1]), torch.where(real, 0, clean))
+    assert (seen[1] - clean)[real.expand_as(clean)].abs().min() > 0
 
 
 @pytest.mark.parametrize(
@@ -132,30 +113,9 @@ def test_hf_gradient_accumulation_gives_the_one_batch_gradients(tmp_path, name, 
     same in both runs: each micro-batch draws its rows after its clean pass, in order, from
     the generator the Trainer seeded (fixed-length rows: no padding to a per-batch length)."""
     pytest.importorskip("transformers")
-    from advnlp.hf import AdversarialTrainer
-
-    from .test_hf import GradCapture, _args, _rows
-
-    grads, told = [], []
-    for batch, accumulate in ((4, 1), (2, 2)):
-        case = tiny_bert(torch.float64, seed=1)
-        capture = GradCapture()
-        trainer = AdversarialTrainer(
-            model=case.model,
-            train_dataset=_rows(case.ids),
-            callbacks=[capture],
-            args=_args(
-                tmp_path / str(batch),
-                per_device_train_batch_size=batch,
-                gradient_accumulation_steps=accumulate,
-            ),
-            method=name,
-            method_kwargs=kwargs,
-        )
-        trainer.train()
-        told.append(trainer.adversary(trainer.model_wrapped).micro_batches)
-        grads.append(capture.grads[0])
-    one_batch, accumulated = grads
+    steps = accumulated_trainer_steps(tmp_path, torch.float64, name, kwargs)
+    (one_batch, _), (accumulated, _) = steps
+    told = [trainer.adversary(trainer.model_wrapped).micro_batches for _, trainer in steps]
     for param, value in one_batch.items():
         torch.testing.assert_close(accumulated[param], value, rtol=1e-7, atol=1e-10, msg=param)
     assert told == [1, 2]

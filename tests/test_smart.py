@@ -12,7 +12,16 @@ from torch import nn
 import advnlp
 from advnlp.passes import kl_divergence, symmetric_kl
 
-from .models import PAD, grads, plain_lstm, tiny_bert, zero
+from .models import (
+    PAD,
+    assert_closure_forms_agree,
+    assert_plain_step,
+    consumed,
+    grads,
+    plain_lstm,
+    tiny_bert,
+    zero,
+)
 
 METHODS = ["smart", "vat"]
 
@@ -26,43 +35,10 @@ def _step(case, name, closure=None, seed=3, **kwargs) -> dict:
     return grads(case.model)
 
 
-def _consumed(case, name, **kwargs) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The clean embedding output and what the model consumed in each pass of one step."""
-    embedding = case.model.get_input_embeddings()
-    clean = embedding(case.ids).detach()
-    consumed = []
-
-    def closure():  # registered after advnlp's hook, so it sees the perturbed output
-        handle = embedding.register_forward_hook(lambda m, a, out: consumed.append(out.detach()))
-        try:
-            return case.closure()
-        finally:
-            handle.remove()
-
-    torch.manual_seed(0)
-    advnlp.build(name, case.model, **kwargs).backward(closure)
-    return clean, consumed
-
-
 @pytest.mark.parametrize("name", METHODS)
 def test_the_closure_may_return_the_output_a_pair_or_the_loss_alone(name):
     case = tiny_bert(torch.float64)
-    mask = (case.ids != PAD).long()
-    labels = torch.arange(len(case.ids)) % 3
-
-    def output():
-        return case.model(input_ids=case.ids, attention_mask=mask, labels=labels)
-
-    expected = _step(case, name, output)  # .loss and .logits
-    pair = _step(case, name, lambda: (lambda out: (out.loss, out.logits))(output()))
-    alone = _step(case, name, lambda: output().loss)  # the logits read from the model's output
-    zero(case.model)
-    case.closure().backward()
-    plain = grads(case.model)
-    for param, value in expected.items():
-        torch.testing.assert_close(pair[param], value, rtol=1e-12, atol=0, msg=param)
-        torch.testing.assert_close(alone[param], value, rtol=1e-12, atol=0, msg=param)
-    assert any(not torch.allclose(plain[n], v) for n, v in expected.items())
+    assert_closure_forms_agree(case, lambda closure: _step(case, name, closure))
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -82,17 +58,12 @@ def test_off_is_a_plain_step(name, mode):
     case = tiny_bert(torch.float32)
     if mode == "eval":
         case.model.eval()
-    case.closure().backward()
-    plain = grads(case.model)
-    zero(case.model)
     calls = []
     kwargs = {"epsilon": 0.0} if mode == "epsilon 0" else {}
     kwargs |= {"kl_weight": 0.0} if mode == "kl_weight 0" else {}
     adv = advnlp.build(name, case.model, **kwargs)
-    adv.backward(lambda: calls.append(1) or case.closure())
+    assert_plain_step(case, lambda: adv.backward(lambda: calls.append(1) or case.closure()))
     assert len(calls) == 1
-    for param, value in grads(case.model).items():
-        assert torch.equal(value, plain[param]), param
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -101,15 +72,21 @@ def test_delta_stays_in_a_real_epsilon_ball_and_off_padding(name):
     its real positions has norm epsilon (the references' unit per-token norm would be far
     larger), and padding is never moved. Passes: clean, 2 ascent passes, adversarial."""
     case = tiny_bert(torch.float64)
-    clean, consumed = _consumed(case, name, epsilon=0.3, alpha=3.0, steps=2, init_std=0.01)
-    assert len(consumed) == 4 and torch.equal(consumed[0], clean)
+
+    def step(closure):
+        torch.manual_seed(0)
+        adv = advnlp.build(name, case.model, epsilon=0.3, alpha=3.0, steps=2, init_std=0.01)
+        adv.backward(closure)
+
+    clean, seen = consumed(case, step)
+    assert len(seen) == 4 and torch.equal(seen[0], clean)
     real = (case.ids != PAD).unsqueeze(-1)
-    for output in consumed[1:]:
+    for output in seen[1:]:
         delta = output - clean
         assert torch.equal(torch.where(real, 0, delta), torch.zeros_like(delta))
         norms = delta.flatten(1).norm(dim=1)
         assert torch.all(norms <= 0.3 * (1 + 1e-12)), norms
-    final = (consumed[-1] - clean).flatten(1).norm(dim=1)
+    final = (seen[-1] - clean).flatten(1).norm(dim=1)
     torch.testing.assert_close(final, torch.full_like(final, 0.3), rtol=1e-7, atol=0)
 
 

@@ -13,7 +13,7 @@ import torch
 import advnlp
 from advnlp.registry import arguments
 
-from .models import PAD, SETTINGS, grads, plain_lstm, tiny_bert, zero
+from .models import SETTINGS, grads, plain_lstm, tiny_bert, trainer_args, trainer_rows, zero
 
 WARMED = [name for name in advnlp.method_names() if "start_step" in arguments(name)]
 
@@ -114,8 +114,6 @@ def test_trainer_counts_optimizer_steps_under_gradient_accumulation(tmp_path):
     first optimizer step are plain (1 pass each) and every later one is FGM's (2 passes):
     counting calls of backward would perturb the first step's second micro-batch."""
     pytest.importorskip("transformers")
-    from transformers import TrainingArguments
-
     from advnlp.hf import AdversarialTrainer
 
     passes: dict[int, int] = {}
@@ -127,24 +125,12 @@ def test_trainer_counts_optimizer_steps_under_gradient_accumulation(tmp_path):
             return super().compute_loss(model, inputs, **kwargs)
 
     case = tiny_bert(torch.float32)
-    mask = (case.ids != PAD).long()
-    rows = [
-        {"input_ids": i, "attention_mask": m, "labels": torch.tensor(n % 3)}
-        for n, (i, m) in enumerate(zip(case.ids, mask, strict=True))
-    ]
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
+    rows = trainer_rows(case.ids)
+    args = trainer_args(
+        tmp_path,
         per_device_train_batch_size=2,  # 4 rows: 2 micro-batches, one optimizer step an epoch
         gradient_accumulation_steps=2,
         max_steps=2,
-        learning_rate=1e-3,
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=True,
-        seed=0,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
     trainer = Counting(
         model=case.model,

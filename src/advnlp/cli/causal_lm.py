@@ -1,8 +1,9 @@
 """``advnlp train --task causal-lm``: fine-tune a causal language model on prompt/response pairs
 with one method; writes the best-on-dev model (lowest dev loss) and results.json.
 
-It shares ``advnlp train``'s parser (cli/train.py), so the run folder, the method flags, --resume
-and --overwrite work the same; the flags that only a text classifier has are refused."""
+It shares ``advnlp train``'s parser and the end of its run (cli/train.py), so the run folder,
+the method flags, --resume and --overwrite work the same; the flags that only a text classifier
+has are refused."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from ..errors import UsageError
 from ..experiment.report import markdown
 from ..experiment.results import RunResult
 from ..experiment.run_folder import RunFolder
-from ..registry import hyperparameters
 from . import common
-from .train import CLASSIFICATION_ONLY, check_seed, method_kwargs
+from .train import CLASSIFICATION_ONLY, check_seed, method_label, train_and_report
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -34,27 +34,13 @@ def check_flags(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..experiment.causal import run as causal_run
-    from ..experiment.run_config import RunConfig
 
     check_flags(args)
     check_seed(args)
     settings = common.run_settings(args)  # the flags train shares, so none is forgotten here
     for field in ("text_columns", "label_column", "vocab_size", "layers"):
         del settings[field]  # a classifier's (refused above): RunConfig's defaults
-    config = RunConfig(
-        **settings,
-        task="causal-lm",
-        method=common.method_name(args.method),
-        method_kwargs=method_kwargs(args),
-        seed=args.seed,
-        output=args.output,
-        keep_checkpoints=args.keep_checkpoints,
-    )
-    config.validate()
-    common.quiet_libraries()
-    result = causal_run(config, resume=args.resume, overwrite=args.overwrite)
-    common.say(summary(result))
-    return 0
+    return train_and_report(args, {**settings, "task": "causal-lm"}, causal_run, summary)
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -63,8 +49,6 @@ def _number(value: float | None, digits: int) -> str:
 
 def summary(result: RunResult) -> str:
     config, dev, test = result.config, result.dev, result.test
-    settings = {**hyperparameters(config.method), **config.method_kwargs}
-    kwargs = ", ".join(f"{k}={v}" for k, v in settings.items())
     rows = [
         [
             str(e.epoch),
@@ -89,7 +73,7 @@ def summary(result: RunResult) -> str:
     )
     folder = RunFolder(config.output)
     lines = [
-        f"advnlp train --task causal-lm: {config.method}({kwargs}) on {config.model}, "
+        f"advnlp train --task causal-lm: {method_label(result)} on {config.model}, "
         f"seed {config.seed}",
         table,
         f"best epoch {result.best_epoch}: dev loss {_number(dev.loss, 4)} "

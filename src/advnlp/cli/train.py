@@ -7,6 +7,8 @@ without the flags that only mean something to a classifier."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import UsageError
 from ..experiment.report import markdown
@@ -83,7 +85,6 @@ def check_seed(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiment.train import RunConfig
     from ..experiment.train import run as train_run
 
     if args.task == "causal-lm":
@@ -94,8 +95,22 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, dest) is None:
             setattr(args, dest, default)
     check_seed(args)
+    return train_and_report(args, common.run_settings(args), train_run, summary)
+
+
+def train_and_report(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    train: Callable[..., RunResult],
+    report: Callable[[RunResult], str],
+) -> int:
+    """The run both tasks share: a RunConfig of ``settings`` (the data and model fields) and the
+    method, seed and output flags, checked; ``train(config, resume=, overwrite=)``; the
+    ``report`` of its result printed."""
+    from ..experiment.run_config import RunConfig
+
     config = RunConfig(
-        **common.run_settings(args),
+        **settings,
         method=common.method_name(args.method),
         method_kwargs=method_kwargs(args),
         seed=args.seed,
@@ -104,15 +119,20 @@ def run(args: argparse.Namespace) -> int:
     )
     config.validate()
     common.quiet_libraries()
-    result = train_run(config, resume=args.resume, overwrite=args.overwrite)
-    common.say(summary(result))
+    result = train(config, resume=args.resume, overwrite=args.overwrite)
+    common.say(report(result))
     return 0
+
+
+def method_label(result: RunResult) -> str:
+    """The run's method with every hyperparameter, defaults included: ``fgm(epsilon=1.0, ...)``."""
+    config = result.config
+    settings = {**hyperparameters(config.method), **config.method_kwargs}
+    return f"{config.method}({', '.join(f'{k}={v}' for k, v in settings.items())})"
 
 
 def summary(result: RunResult) -> str:
     config, dev, test = result.config, result.dev, result.test
-    settings = {**hyperparameters(config.method), **config.method_kwargs}
-    kwargs = ", ".join(f"{k}={v}" for k, v in settings.items())
     rows = [
         [
             str(e.epoch),
@@ -128,7 +148,7 @@ def summary(result: RunResult) -> str:
     )
     folder = RunFolder(config.output)
     lines = [
-        f"advnlp train: {config.method}({kwargs}) on {config.model}, seed {config.seed}",
+        f"advnlp train: {method_label(result)} on {config.model}, seed {config.seed}",
         table,
         f"best epoch {result.best_epoch}: dev accuracy {common.percent(dev.accuracy)}%,"
         f" macro-F1 {common.percent(dev.macro_f1)}%"

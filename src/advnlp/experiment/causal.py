@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,14 @@ from .environment import (
     data_hash,
     environment,
     package_versions,
-    process_state,
     tokenizer_hash,
     use_deterministic_algorithms,
 )
 from .models import _hub_error, _source, model_size
 from .results import RunResult, Scores
 from .run_config import RunConfig
-from .run_folder import RunFolder, RunState
-from .trainer import build_trainer, epochs_from_log
+from .run_folder import RunState, open_run
+from .trainer import build_trainer, epochs_from_log, train_from
 
 __all__ = ["encode_pairs", "load_model", "load_tokenizer", "run", "token_scores"]
 
@@ -171,16 +169,10 @@ def run(
     """Fine-tune ``config.model`` on the pairs in ``config.train``; returns (and writes) the
     results. Bad flags, data and model names fail before anything is written."""
     from ..data import load_pairs
-    from .callbacks import FirstStep
 
     if config.task != "causal-lm":
         raise UsageError(f"--task: expected causal-lm, got {config.task!r}")
-    config.validate()
-    folder = RunFolder(config.output)
-    processes = process_state()
-    processes.wait_for_everyone()
-    state = folder.state(config, resume=resume, overwrite=overwrite)
-    processes.wait_for_everyone()
+    folder, processes, state = open_run(config, resume=resume, overwrite=overwrite)
     if state is RunState.DONE:
         return folder.read_result()
     pairs = {
@@ -222,11 +214,7 @@ def run(
         greater_is_better=False,
     )
     checkpoint = folder.last_checkpoint(prune=main) if state is RunState.RESUME else None
-    first_step = FirstStep()
-    trainer.add_callback(first_step)
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
-    runtime = time.perf_counter() - started
+    runtime, steps_run = train_from(trainer, checkpoint)
 
     scores = {
         name: _scores(trainer.predict(data, metric_key_prefix=name), name, len(data))
@@ -254,7 +242,7 @@ def run(
         data_sha256={name: data_hash(getattr(config, name)) for name in ("train", "dev", "test")},
         world_size=processes.num_processes,
         model_size=model_size(tokenizer, trainer.model),
-        steps_run=trainer.state.global_step - first_step.step,
+        steps_run=steps_run,
     )
 
     def save_model(path: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .environment import process_state
 from .io import LOCK_NAME, check_writable, make_folder, write_folder_atomic, write_json_atomic
 from .results import RESULTS_NAME, RunResult
 from .run_config import RunConfig
@@ -35,6 +36,20 @@ class RunState(enum.Enum):
     NEW = "new"  # start the run (in an empty folder, or one --overwrite empties)
     RESUME = "resume"  # go on from the last complete checkpoint
     DONE = "done"  # finished: read its results, train nothing
+
+
+def open_run(
+    config: RunConfig, *, resume: bool, overwrite: bool
+) -> tuple[RunFolder, Any, RunState]:
+    """A run's folder, its processes (accelerate's state) and the folder's state for this run,
+    the config checked first; every rank has looked at the folder before rank 0 writes in it."""
+    config.validate()
+    folder = RunFolder(config.output)
+    processes = process_state()
+    processes.wait_for_everyone()  # every rank checks the folder before rank 0 writes in it
+    state = folder.state(config, resume=resume, overwrite=overwrite)
+    processes.wait_for_everyone()
+    return folder, processes, state
 
 
 class OutputFolder:

@@ -8,7 +8,6 @@ The run's folder and its files: run_folder.py; results.json: results.py. Everyth
 from __future__ import annotations
 
 import statistics
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,8 @@ from .models import (
 )
 from .results import RunResult, Scores, majority_share
 from .run_config import RunConfig
-from .run_folder import RunFolder, RunState
-from .trainer import build_trainer, epochs_from_log, predicted
+from .run_folder import RunState, open_run
+from .trainer import build_trainer, epochs_from_log, predicted, train_from
 
 __all__ = ["Prepared", "RunConfig", "make_tokenizer", "prepare_data", "process_state", "run"]
 
@@ -132,14 +131,7 @@ def run(
 
     Bad flags, data and model names fail before anything is written to the output folder.
     """
-    from .callbacks import FirstStep
-
-    config.validate()
-    folder = RunFolder(config.output)
-    processes = process_state()
-    processes.wait_for_everyone()  # every rank checks the folder before rank 0 writes in it
-    state = folder.state(config, resume=resume, overwrite=overwrite)
-    processes.wait_for_everyone()
+    folder, processes, state = open_run(config, resume=resume, overwrite=overwrite)
     if state is RunState.DONE:
         return folder.read_result()
     prepared = prepared or prepare_data(config)
@@ -165,11 +157,7 @@ def run(
         config, model, prepared.tokenizer, train, dev, folder.checkpoints, progress and main
     )
     checkpoint = folder.last_checkpoint(prune=main) if state is RunState.RESUME else None
-    first_step = FirstStep()
-    trainer.add_callback(first_step)
-    started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
-    runtime = time.perf_counter() - started
+    runtime, steps_run = train_from(trainer, checkpoint)
 
     dev_out = trainer.predict(dev, metric_key_prefix="dev")
     test_out = trainer.predict(test, metric_key_prefix="test") if test is not None else None
@@ -177,7 +165,7 @@ def run(
     result.train_runtime_s = runtime
     result.resumed_from = None if checkpoint is None else str(checkpoint)
     result.world_size = processes.num_processes
-    result.steps_run = trainer.state.global_step - first_step.step
+    result.steps_run = steps_run
 
     def save_model(path: Path) -> None:
         trainer.model.save_pretrained(path)

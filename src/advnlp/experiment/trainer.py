@@ -1,10 +1,11 @@
-"""The Hugging Face Trainer of a run: its arguments, metrics and callbacks, and what its log
-history says per epoch."""
+"""The Hugging Face Trainer of a run: its arguments, metrics and callbacks, its training (timed,
+from a checkpoint on resume), and what its log history says per epoch."""
 
 from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,18 @@ def build_trainer(
     if progress:
         trainer.add_callback(Progress(steps_per_epoch))
     return trainer
+
+
+def train_from(trainer: Any, checkpoint: Path | None) -> tuple[float, int]:
+    """Trains, resuming from ``checkpoint`` if given: (the seconds it took, the optimizer steps
+    it ran: from the checkpoint's step on)."""
+    from .callbacks import FirstStep
+
+    first_step = FirstStep()
+    trainer.add_callback(first_step)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    return time.perf_counter() - started, trainer.state.global_step - first_step.step
 
 
 def method_kwargs(config: RunConfig) -> dict[str, Any]:
