@@ -17,12 +17,12 @@ import pytest
 
 pytest.importorskip("datasets")
 
+from advnlp.experiment.results import TIMINGS  # noqa: E402
 from advnlp.experiment.run_folder import RunFolder  # noqa: E402
 
 from .cli_data import SMALL_RUN, examples, write_jsonl, write_splits  # noqa: E402
 from .launch import ENV  # noqa: E402
 
-TIMINGS = {"train_runtime_s", "median_step_time_s", "step_time_s"}
 EVERY_METHOD = ["--methods", "none,fgm,gp,pgd,freelb", "--epsilon", "0.1", "--steps", "2"]
 
 

@@ -29,6 +29,9 @@ SCHEMA_VERSION = 2
 # A run whose best model predicts one class for at least this share of the dev examples has
 # collapsed: it learnt (almost) nothing but the label it falls back on, whatever its accuracy.
 COLLAPSE_SHARE = 0.9
+# Fields (in results.json and a summary's runs) that measure time: the only ones that differ
+# between two runs of the same command on the same machine.
+TIMINGS = frozenset({"train_runtime_s", "median_step_time_s", "step_time_s", "train_s"})
 
 
 @dataclass
