@@ -243,12 +243,9 @@ def test_an_attack_flag_mistake_exits_2_with_one_line_and_writes_nothing(
 
 
 def test_readme_attack_table_and_findings_come_from_the_numbers(tmp_path):
-    import importlib.util
+    from .scripts import readme
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "update_readme.py"
-    spec = importlib.util.spec_from_file_location("update_readme", path)
-    update_readme = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(update_readme)
+    experiments = readme("experiments")
     gold = ["pos", "neg", "pos", "neg"]
     right = {("none", 0): [1, 1, 0, 0], ("fgm", 0): [1, 1, 1, 0]}
     right |= {("none", 1): [1, 0, 0, 0], ("fgm", 1): [1, 0, 0, 0]}
@@ -260,7 +257,7 @@ def test_readme_attack_table_and_findings_come_from_the_numbers(tmp_path):
         config = {"method": method, "method_kwargs": kwargs, "seed": seed, "output": str(folder)}
         runs.append({"config": config, "dev": {"accuracy": 0.9}})
     summary = {"robustness": AttackSweep(["homophone"], examples=4).summarize(runs)}
-    table = update_readme.attack_table(summary)
+    table = experiments.attack_table(summary)
     # fgm: 3/4 and 1/4, none: 2/4 and 1/4; differences 25 and 0 points (t = 1, one degree of
     # freedom: p = 1/2); b = 0, c = 1 (exact p = 1)
     assert "| homophone, budget 0.1 | none | — | 75.00 ± 0.00 | 37.50 ± 17.68 |" in table
@@ -278,7 +275,7 @@ def test_readme_attack_table_and_findings_come_from_the_numbers(tmp_path):
             },
         },
     ]
-    findings = update_readme.attack_findings(summary)
+    findings = experiments.attack_findings(summary)
     assert "significantly against `none` (McNemar p < 0.05) for: no setting." in findings
     assert "It lowered it significantly for: no setting." in findings
     did_not_help = "(it did not help) for: fgm ε=0.5 under homophone, budget 0.1 (+12.50 points"

@@ -87,9 +87,9 @@ def test_no_vocabulary_sized_buffer_beyond_the_embedding_gradient(name, kwargs):
 
 
 def _step_cost():
-    from .benchmarks import load
+    from .scripts import benchmark
 
-    return load("step_cost")
+    return benchmark("step_cost")
 
 
 def test_benchmark_tracker_counts_a_storage_once():

@@ -5,40 +5,36 @@ summary.md is what ``advnlp compare`` writes for its summary.json."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from . import scripts
+
+# the modules of scripts/readme/ that write each kind of generated section
+experiments, results, benchmarks = (
+    scripts.readme(name) for name in ("experiments", "results", "benchmarks")
+)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _script():
-    path = ROOT / "scripts" / "update_readme.py"
-    spec = importlib.util.spec_from_file_location("update_readme", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_readme_is_what_the_script_writes():
-    update_readme = _script()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert update_readme.render(readme) == readme, (
+    assert scripts.readme("update").render(readme) == readme, (
         "README.md differs from its committed summaries: run python scripts/update_readme.py"
     )
 
 
 def _summary_folders() -> list[str]:
     """The folders of SECTIONS and the compare folders the Results section reads (RESULTS)."""
-    script = _script()
     planned = [
         f"{folder}/{name}"
-        for folder in script.RESULTS
-        for name in script.planned_folders(ROOT / folder / "PLAN.md")
+        for folder in results.RESULTS
+        for name in results.planned_folders(ROOT / folder / "PLAN.md")
     ]
-    return sorted(script.SECTIONS.values()) + planned
+    return sorted(experiments.SECTIONS.values()) + planned
 
 
 @pytest.mark.parametrize("folder", _summary_folders())
@@ -69,22 +65,21 @@ def test_every_number_of_the_table_comes_from_the_summary():
     pytest.importorskip("scipy")
     from advnlp.experiment.report import summarize
 
-    update_readme = _script()
     runs = [_run("none", None, s, c) for s, c in ((0, 14), (1, 15), (2, 17))]
     runs += [_run("fgm", 0.1, s, c) for s, c in ((0, 16), (1, 15), (2, 18))]
     summary = summarize(runs)
-    table = update_readme.table(summary)
+    table = experiments.table(summary)
     assert "| none | — | 76.67 ± 7.64 | — | — | — |" in table
     assert "| fgm | 0.1 | 81.67 ± 7.64 | +5.00 ± 5.00 | 0.225 | 0/3, 0.250 |" in table
     changed = copy.deepcopy(summary)
     changed["groups"][1]["vs_baseline"]["mcnemar"]["b"] = 1
-    assert update_readme.table(changed) != table
+    assert experiments.table(changed) != table
 
 
 # Benchmarks: each table is rendered from the JSON its benchmark wrote (benchmarks/results/).
 
 
-@pytest.mark.parametrize("name", sorted(_script().BENCHMARKS))
+@pytest.mark.parametrize("name", sorted(benchmarks.BENCHMARKS))
 def test_committed_benchmark_json_has_its_context(name):
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
     assert path.exists(), f"run benchmarks/{name}.py --output {path.relative_to(ROOT)}"
@@ -131,16 +126,15 @@ def _rows(name: str, data: dict) -> list[tuple[dict, list[str]]]:
     ]
 
 
-@pytest.mark.parametrize("name", sorted(_script().BENCHMARKS))
+@pytest.mark.parametrize("name", sorted(benchmarks.BENCHMARKS))
 def test_every_benchmark_table_comes_from_its_json(name):
     """The section changes when any measured number it shows changes in the JSON, in any row,
     and when the context does."""
-    update_readme = _script()
-    assert set(RENDERED) == set(update_readme.BENCHMARKS)
+    assert set(RENDERED) == set(benchmarks.BENCHMARKS)
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
     assert path.exists(), f"run benchmarks/{name}.py --output {path.relative_to(ROOT)}"
     data = json.loads(path.read_text(encoding="utf-8"))
-    rendered = update_readme.BENCHMARKS[name](data)
+    rendered = benchmarks.BENCHMARKS[name](data)
     checked = 0
     for index, (row, keys) in enumerate(_rows(name, data)):
         for key in keys:
@@ -148,18 +142,16 @@ def test_every_benchmark_table_comes_from_its_json(name):
                 continue
             changed = copy.deepcopy(data)
             _rows(name, changed)[index][0][key] = (row[key] + 1) * 1024  # visible in any unit
-            assert update_readme.BENCHMARKS[name](changed) != rendered, (index, key)
+            assert benchmarks.BENCHMARKS[name](changed) != rendered, (index, key)
             checked += 1
     assert checked >= len(_rows(name, data))
     context = copy.deepcopy(data)
     context["context"]["load_average_start"][0] += 7
-    assert update_readme.benchmark_context(context) != update_readme.benchmark_context(data)
+    assert benchmarks.benchmark_context(context) != benchmarks.benchmark_context(data)
 
 
 def _step_cost_module():
-    from .benchmarks import load
-
-    return load("step_cost")
+    return scripts.benchmark("step_cost")
 
 
 def test_step_cost_measures_every_registered_method():
@@ -172,18 +164,15 @@ def test_step_cost_measures_every_registered_method():
 
 def test_step_cost_section_names_the_methods_its_json_lacks():
     """A method registered after the committed run is named in the README, not silently left out."""
-    update_readme = _script()
     path = ROOT / "benchmarks" / "results" / "step_cost.json"
     assert path.exists(), "run benchmarks/step_cost.py --output benchmarks/results/step_cost.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     measured = {r["method"] for r in data["rows"]}
-    text = update_readme.step_cost(data)
+    text = benchmarks.step_cost(data)
     import advnlp
 
     if set(advnlp.method_names()) <= measured:
         assert "not measured yet" not in text
     dropped = copy.deepcopy(data)
     dropped["rows"] = [r for r in data["rows"] if r["method"] != "fgm_free"]
-    assert "Registered since this run, not measured yet: fgm_free" in update_readme.step_cost(
-        dropped
-    )
+    assert "Registered since this run, not measured yet: fgm_free" in benchmarks.step_cost(dropped)

@@ -4,11 +4,12 @@ examples, in a temporary copy of the experiments' layout."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from . import scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = """# plan
@@ -43,20 +44,12 @@ SHARED = {
 }
 
 
-def _load():
-    pytest.importorskip("scipy")  # summarize's paired t-test
-    path = ROOT / "scripts" / "update_readme.py"
-    spec = importlib.util.spec_from_file_location("update_readme", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def script(tmp_path, monkeypatch):
     """update_readme.py reading experiments/task/ under tmp_path."""
-    module = _load()
-    monkeypatch.setattr(module, "ROOT", tmp_path)
+    pytest.importorskip("scipy")  # summarize's paired t-test
+    module = scripts.readme("results")
+    monkeypatch.setattr(scripts.readme("common"), "ROOT", tmp_path)
     monkeypatch.setattr(module, "RESULTS", {"experiments/task": "Task"})
     (tmp_path / "experiments/task").mkdir(parents=True)
     (tmp_path / "experiments/task/PLAN.md").write_text(PLAN, encoding="utf-8")
@@ -141,7 +134,7 @@ def _attacked(method: str, epsilon: float | None, under: float, delta: float, p:
 
 
 def test_verdict_rule():
-    module = _load()
+    module = scripts.readme("results")
     assert module.verdict(6.0, 5.0, 0.01) == "beat none"
     assert module.verdict(4.0, 5.0, 0.01) == "did not help"  # inside the seed spread
     assert module.verdict(6.0, 5.0, 0.2) == "did not help"  # not significant

@@ -1,0 +1,476 @@
+"""The README's Results section (``generated:results``): the summaries of issue 14's sweeps,
+task by task (RESULTS), with what their PLAN.md plans and is not committed yet."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from advnlp.experiment.report import BASELINE, _delta, _p, _percent
+
+from . import common
+from .common import _attack_delta, markdown
+
+# Issue 14's sweeps, shown in the README's "Results" section (generated:results): experiment
+# folder -> its task. The compare folders each one plans come from its PLAN.md (the table whose
+# first column is "compare folder"), so a planned folder with no committed summary is listed as
+# pending; `bash experiments/collect.sh NAME` copies a finished folder's summary in.
+RESULTS = {
+    "experiments/tnews_e5": "TNEWS",
+    "experiments/sst2_minilm": "SST-2",
+    "experiments/epsilon_grid": "SST-2, epsilon grid",
+}
+DEVELOPMENT_TASKS = "TNEWS, SST-2 and the demo's reviews"  # issue 14: say which, for the reader
+P_LIMIT = 0.05  # the paired t-test's level in the verdict rule (``verdict``)
+# compare.json's shared settings that make a regime: the folders of one task must agree on them
+# (their none runs are linked from one folder, so a pair is only a pair if they do)
+REGIME = (
+    "train",
+    "dev",
+    "model",
+    "layers",
+    "max_train_examples",
+    "max_dev_examples",
+    "epochs",
+    "batch_size",
+    "gradient_accumulation",
+    "max_length",
+    "lr",
+    "warmup_ratio",
+    "weight_decay",
+    "precision",
+)
+
+
+def verdict(delta: float | None, spread: float | None, p: float | None) -> str:
+    """The rule behind the Results section's sentences: a method "beat none" when its mean Δ
+    (points) is above none's std over the same seeds (points, the seed spread) and the paired
+    t-test over those seeds gives p < P_LIMIT; it was worse when both hold the other way; any
+    other case "did not help". Without a spread or a p (one seed) nothing can be said."""
+    if delta is None or spread is None or p is None:
+        return "cannot be judged (fewer than two paired seeds)"
+    if p < P_LIMIT and abs(delta) > spread:
+        return "beat none" if delta > 0 else "did not help: worse than none"
+    return "did not help"
+
+
+def planned_folders(plan: Path) -> dict[str, list[int] | None]:
+    """The compare folders of PLAN.md's "compare folder" table, in its order, with their planned
+    seeds where the table has a seeds column ("0-4"), else None."""
+    lines = plan.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| compare folder |")), None)
+    if start is None:
+        raise SystemExit(
+            f"{plan.relative_to(common.ROOT)}: no table with a 'compare folder' column"
+        )
+    header = [cell.strip() for cell in lines[start].strip().strip("|").split("|")]
+    planned: dict[str, list[int] | None] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        seeds = cells[header.index("seeds")] if "seeds" in header else None
+        planned[cells[0].strip("`")] = None if seeds is None else _seed_list(seeds)
+    return planned
+
+
+def _seed_list(text: str) -> list[int]:
+    """ "0-4" -> [0, 1, 2, 3, 4]; "0, 1, 2" -> [0, 1, 2]."""
+    if "-" in text:
+        first, last = text.split("-")
+        return list(range(int(first), int(last) + 1))
+    return [int(seed) for seed in text.split(",")]
+
+
+def _committed(folder: str) -> tuple[dict[str, list[int] | None], dict[str, tuple[dict, dict]]]:
+    """The task's planned compare folders, and those with a committed summary: name -> (summary,
+    compare.json's settings). The regime must be the same in every one of them."""
+    path = common.ROOT / folder
+    planned = planned_folders(path / "PLAN.md")
+    unplanned = [p.parent.name for p in path.glob("*/summary.json") if p.parent.name not in planned]
+    if unplanned:
+        raise SystemExit(
+            f"{folder}: {', '.join(sorted(unplanned))} has a summary that PLAN.md's table does "
+            "not plan: add it there (the Results section shows the planned folders)"
+        )
+    found = {}
+    for name in planned:
+        if (path / name / "summary.json").exists():
+            summary = json.loads((path / name / "summary.json").read_text(encoding="utf-8"))
+            settings = json.loads((path / name / "compare.json").read_text(encoding="utf-8"))
+            found[name] = (summary, settings)
+    _check_regime(folder, found)
+    return planned, found
+
+
+def _check_regime(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
+    """Every compare folder of a task has the first one's REGIME settings (its compare.json)."""
+    if not found:
+        return
+    first, (_, reference) = next(iter(found.items()))
+    for name, (_, settings) in found.items():
+        for key in REGIME:
+            if settings["shared"].get(key) != reference["shared"].get(key):
+                raise SystemExit(
+                    f"{folder}: {name}/compare.json has {key}={settings['shared'].get(key)!r}, "
+                    f"{first}/compare.json {reference['shared'].get(key)!r}: not one regime"
+                )
+
+
+def _check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
+    """The none runs linked into several compare folders must be the same runs: per seed the
+    same run folder, and where two folders have the same seeds, the same numbers (clean and
+    under each attack). Fails loudly, naming the two folders, where they disagree."""
+    runs: dict[int, tuple[str, dict]] = {}
+    groups: dict[tuple, tuple[str, dict]] = {}
+    for name, (summary, _) in found.items():
+        for run in summary.get("runs", []):
+            if run["method"] != BASELINE:
+                continue
+            record = {k: run.get(k) for k in ("path", "dev_majority_share")}
+            seen = runs.setdefault(run["seed"], (name, record))
+            if seen[1] != record:
+                raise SystemExit(
+                    f"{folder}: {BASELINE} seed {run['seed']} differs between {seen[0]} "
+                    f"({seen[1]}) and {name} ({record}): not the same run"
+                )
+        robustness = (summary.get("robustness") or {}).get("results") or []
+        labels = [(None, summary["groups"])] + [(_label(r), r["groups"]) for r in robustness]
+        for label, members in labels:
+            for group in members:
+                if group["method"] != BASELINE:
+                    continue
+                key = (label, tuple(group["seeds"]))
+                seen = groups.setdefault(key, (name, group))
+                if seen[1] != group:
+                    where = "clean" if label is None else f"under {label}"
+                    raise SystemExit(
+                        f"{folder}: {BASELINE} on seeds {list(key[1])} ({where}) differs "
+                        f"between {seen[0]} and {name}: not the same runs"
+                    )
+
+
+def _label(result: dict) -> str:
+    from advnlp.robustness.compare import result_label
+
+    return result_label(result)
+
+
+def _epsilon(group: dict, settings: dict) -> str:
+    """ε with its unit for the methods that take ``epsilon_unit`` (from compare.json)."""
+    from advnlp.registry import hyperparameters
+
+    if group["epsilon"] is None:
+        return "—"
+    defaults = hyperparameters(group["method"])
+    if "epsilon_unit" not in defaults:
+        return f"{group['epsilon']:g}"
+    chosen = settings["shared"].get("hyperparameters") or {}
+    return f"{group['epsilon']:g} {chosen.get('epsilon_unit', defaults['epsilon_unit'])}"
+
+
+def _mcnemar(versus: dict) -> str:
+    """ "b/c, p" of a vs_baseline's McNemar test, "—" without one."""
+    test = versus.get("mcnemar") or {}
+    return "—" if test.get("b") is None else f"{test['b']}/{test['c']}, {_p(test['p'])}"
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(str(seed) for seed in seeds)
+
+
+def _rows(found: dict[str, tuple[dict, dict]]) -> list[tuple[str, dict, dict]]:
+    """(compare folder, group, settings) of every group to show, in plan order; a none group
+    once per set of seeds (``_check_baselines`` made sure the copies agree)."""
+    rows, shown = [], set()
+    for name, (summary, settings) in found.items():
+        for group in summary["groups"]:
+            if group["method"] == BASELINE:
+                if tuple(group["seeds"]) in shown:
+                    continue
+                shown.add(tuple(group["seeds"]))
+            rows.append((name, group, settings))
+    return rows
+
+
+def results_table(found: dict[str, tuple[dict, dict]]) -> str:
+    """Clean dev accuracy per method, with its paired comparison to none."""
+    rows = []
+    for name, group, settings in _rows(found):
+        versus = group["vs_baseline"] or {}
+        rows.append(
+            [
+                group["method"],
+                _epsilon(group, settings),
+                _seeds(group["seeds"]),
+                _percent(group["dev_accuracy_mean"], group["dev_accuracy_std"]),
+                _delta(group["vs_baseline"]),
+                _p(versus.get("paired_t_p")),
+                _mcnemar(versus),
+                _seeds(group.get("collapsed_seeds") or []) or "—",
+                f"`{name}`",
+            ]
+        )
+    headers = ["method", "ε", "seeds", "dev accuracy %", f"Δ vs {BASELINE} (points)"]
+    headers += ["paired t p", "McNemar b/c, p", "collapsed seeds", "folder"]
+    return markdown(headers, rows)
+
+
+def results_attack_table(found: dict[str, tuple[dict, dict]]) -> str | None:
+    """Accuracy under each attack setting per method, with its paired comparison to none; None
+    when no summary of the task was attacked."""
+    rows, shown = [], set()
+    for name, (summary, settings) in found.items():
+        for result in (summary.get("robustness") or {}).get("results") or []:
+            for group in result["groups"]:
+                if group["method"] == BASELINE:
+                    key = (_label(result), tuple(group["seeds"]))
+                    if key in shown:
+                        continue
+                    shown.add(key)
+                versus = group["vs_baseline"] or {}
+                rows.append(
+                    [
+                        _label(result),
+                        group["method"],
+                        _epsilon(group, settings),
+                        _seeds(group["seeds"]),
+                        str(group["n_examples"]),
+                        _percent(group["clean_accuracy_mean"], group["clean_accuracy_std"]),
+                        _percent(
+                            group["accuracy_under_attack_mean"], group["accuracy_under_attack_std"]
+                        ),
+                        _attack_delta(group["vs_baseline"]),
+                        _p(versus.get("paired_t_p")),
+                        _mcnemar(versus),
+                        f"`{name}`",
+                    ]
+                )
+    if not rows:
+        return None
+    headers = ["attack", "method", "ε", "seeds", "examples", "clean %", "under attack %"]
+    headers += [f"Δ vs {BASELINE} (points)", "paired t p", "McNemar b/c, p", "folder"]
+    return markdown(headers, rows)
+
+
+def _baseline(groups: list[dict]) -> dict | None:
+    return next((g for g in groups if g["method"] == BASELINE and g["epsilon"] is None), None)
+
+
+def _spread(group: dict | None, key: str) -> float | None:
+    """none's std over its seeds, in points (None without none or with one seed)."""
+    return None if group is None or group[key] is None else 100 * group[key]
+
+
+def _judged(outcome: str, shown: str, spread: float | None, p: float | None) -> str:
+    spread_text = "—" if spread is None else f"{spread:.2f}"
+    return f"{outcome} (Δ {shown} points, {BASELINE}'s std {spread_text}, paired t p {_p(p)})"
+
+
+def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
+    """One sentence per method of the task: ``verdict`` on clean accuracy and under each attack."""
+    sentences = []
+    for name, (summary, settings) in found.items():
+        spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
+        attacks = (summary.get("robustness") or {}).get("results") or []
+        for group in summary["groups"]:
+            versus = group["vs_baseline"]
+            if versus is None:
+                continue
+            delta, p = versus["dev_accuracy_diff_points_mean"], versus["paired_t_p"]
+            parts = [
+                f"clean accuracy: {_judged(verdict(delta, spread, p), _delta(versus), spread, p)}"
+            ]
+            for result in attacks:
+                attacked = next(
+                    (
+                        g
+                        for g in result["groups"]
+                        if (g["method"], g["epsilon"]) == (group["method"], group["epsilon"])
+                    ),
+                    None,
+                )
+                if attacked is None or attacked["vs_baseline"] is None:
+                    continue
+                at = attacked["vs_baseline"]
+                delta = at["accuracy_under_attack_diff_points_mean"]
+                at_spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
+                outcome = verdict(delta, at_spread, at["paired_t_p"])
+                judged = _judged(outcome, _attack_delta(at), at_spread, at["paired_t_p"])
+                parts.append(f"under {_label(result)}: {judged}")
+            if not attacks:
+                parts.append("under attack: not measured yet")
+            epsilon = _epsilon(group, settings)
+            label = group["method"] + ("" if epsilon == "—" else f" ε {epsilon}")
+            sentences.append(
+                f"- {task}, {label} (`{name}`, seeds {_seeds(group['seeds'])}): "
+                + "; ".join(parts)
+                + "."
+            )
+    return sentences
+
+
+def regime_line(settings: dict) -> str:
+    """The task's regime, from compare.json (the same in all its folders: ``_committed``)."""
+    shared = settings["shared"]
+    model = f"`{shared['model']}`"
+    if shared.get("layers") is not None:
+        model += f" (its first {shared['layers']} layers)"
+    train, dev = shared["max_train_examples"], shared["max_dev_examples"]
+    return (
+        f"Regime (`compare.json`): {model}; "
+        + ("all the training examples" if train is None else f"{train:,} training examples")
+        + "; "
+        + ("all of dev" if dev is None else f"{dev:,} dev examples")
+        + " (a subset is a fixed random sample, the same for every run; dev serves both to "
+        f"choose the best epoch and for the accuracy reported); {shared['epochs']} "
+        f"epochs, batch {shared['batch_size']}, max length {shared['max_length']}, lr "
+        f"{shared['lr']:g}, warm-up ratio {shared['warmup_ratio']:g}, weight decay "
+        f"{shared['weight_decay']:g}, {shared['precision']}."
+    )
+
+
+def compute_line(folder: str, found: dict[str, tuple[dict, dict]], counted: set[str]) -> str:
+    """Training compute from the summaries: each run not counted before (a linked run counts
+    once, where it was trained) adds its measured ``train_s`` (the time of its optimizer
+    steps) or, for runs written before advnlp recorded it, an estimate (the steps of a run x
+    its group's median step time). ``counted`` carries the runs counted by earlier tasks."""
+    shared = next(iter(found.values()))[1]["shared"]
+    plan = f"[`{folder}/PLAN.md`]({folder}/PLAN.md)"
+    batch = shared["batch_size"] * (shared.get("gradient_accumulation") or 1)
+    steps = None
+    if shared["max_train_examples"] is not None:
+        steps = shared["epochs"] * math.ceil(shared["max_train_examples"] / batch)
+    measured, estimated, untimed = [], [], 0
+    machines = set()
+    for name, (summary, _) in found.items():
+        groups = {(g["method"], g["epsilon"]): g for g in summary["groups"]}
+        for run in summary.get("runs", []):
+            path = run.get("path") or f"{folder}/{name}/{run['id']}"
+            if path in counted:
+                continue
+            counted.add(path)
+            if run.get("environment"):
+                env = run["environment"]
+                machines.add(
+                    f"{env.get('device')} ({env.get('cpu')}, {env.get('torch_threads')} threads)"
+                )
+            step = groups[(run["method"], run["epsilon"])]["median_step_time_s"]
+            if run.get("train_s") is not None:
+                measured.append(run["train_s"])
+            elif steps is not None and step is not None:
+                estimated.append(steps * step)
+            else:
+                untimed += 1
+    parts = []
+    if measured:
+        parts.append(
+            f"{len(measured)} runs measured: {sum(measured) / 3600:.1f} hours in their "
+            "optimizer steps (wall time, on a machine shared with other work)"
+        )
+    if estimated:
+        parts.append(
+            f"{len(estimated)} runs from before advnlp recorded it, estimated as {steps:,} steps "
+            f"x their group's median step time: {sum(estimated) / 3600:.1f} hours (low: the "
+            "median discounts the stretches slowed by other jobs)"
+        )
+    if untimed:
+        parts.append(f"{untimed} runs without a time")
+    hardware = ", ".join(sorted(machines)) if machines else "not recorded in these summaries"
+    return (
+        f"Compute for this table (a run linked into several folders counted once; without the "
+        f"dev evaluations and the attacks): {'; '.join(parts)}. Hardware: {hardware}; the "
+        f"machine and its load are described in {plan}."
+    )
+
+
+def _command(folder: str) -> str:
+    """The lines of PLAN.md's "Running" block that run the sweep and collect it."""
+    text = (common.ROOT / folder / "PLAN.md").read_text(encoding="utf-8")
+    lines = [line.split(" #")[0].strip() for line in text.splitlines()]
+    commands = [line for line in lines if line.startswith("bash experiments/")]
+    if not commands:
+        raise SystemExit(f"{folder}/PLAN.md: no `bash experiments/...` command")
+    return "\n".join(commands)
+
+
+def _plots(folder: str, found: dict[str, tuple[dict, dict]]) -> str:
+    links = [
+        f"[{name}/{png.stem}]({folder}/{name}/{png.name})"
+        for name in found
+        for png in sorted((common.ROOT / folder / name).glob("*.png"))
+    ]
+    return "Plots: " + (", ".join(links) if links else "none committed") + "."
+
+
+def _pending(planned: dict[str, list[int] | None], found: dict[str, tuple[dict, dict]]) -> str:
+    """The planned folders with no summary, and the planned seeds a committed summary lacks."""
+    absent = [f"`{name}`" for name in planned if name not in found]
+    lacking = []
+    for name, seeds in planned.items():
+        if name in found:
+            have = set(found[name][1]["seeds"])
+            missing = [seed for seed in seeds or [] if seed not in have]
+            if missing:
+                lacking.append(f"seeds {_seeds(missing)} of `{name}`")
+    waiting = []
+    if absent:
+        waiting.append(f"{', '.join(absent)} (no summary committed yet)")
+    waiting += lacking
+    return "Pending (planned in PLAN.md): " + ("; ".join(waiting) if waiting else "nothing") + "."
+
+
+def task_results(folder: str, task: str, counted: set[str]) -> str:
+    """One task's part of the Results section."""
+    planned, found = _committed(folder)
+    head = f"### {task} (`{folder}`)"
+    command = f"Command (from the repository root):\n\n```bash\n{_command(folder)}\n```"
+    if not found:
+        return "\n\n".join([head, _pending(planned, found), command])
+    _check_baselines(folder, found)
+    settings = next(iter(found.values()))[1]
+    parts = [head, regime_line(settings), results_table(found)]
+    attacked = results_attack_table(found)
+    if attacked is not None:
+        parts.append(attacked)
+    parts += [
+        "\n".join(results_findings(task, found)),
+        compute_line(folder, found, counted),
+        command,
+        _plots(folder, found),
+        _pending(planned, found),
+    ]
+    return "\n\n".join(parts)
+
+
+def results_section() -> str:
+    """The README's Results section: issue 14's sweeps, task by task, from the committed
+    summaries under RESULTS' folders."""
+    folders = ", ".join(RESULTS)
+    stamp = f"<!-- written by scripts/update_readme.py from {folders}; do not edit by hand -->\n"
+    intro = (
+        "Issue 14's sweeps, each through `advnlp compare` (paired seeds and data order, the "
+        "best-dev checkpoint), in a reduced regime fixed before any result (each folder's "
+        "PLAN.md says why). Dev accuracy in %: mean ± sample std over seeds; Δ: points against "
+        f"the same seeds' `{BASELINE}` runs (± std of the paired differences), with the paired "
+        "t-test over seeds and McNemar's b/c and p on the dev predictions pooled over seeds "
+        f"(b: `{BASELINE}` right, method wrong). `{BASELINE}` is trained once per task and "
+        "linked into the other folders; it is shown once per set of seeds. ε: with its unit "
+        "for the methods that take `epsilon_unit`. Under attack: each run's best model attacked "
+        "on a fixed dev sample, accuracy = share still right after the attack."
+    )
+    rule = (
+        f'The sentences are decided by a rule in code: a method "beat none" when its mean Δ is '
+        f"above `{BASELINE}`'s std over the same seeds (the seed spread) and the paired t-test "
+        f'gives p < {P_LIMIT:g}; it "did not help" otherwise (and "did not help: worse than '
+        f'none" when both hold the other way). The same rule under each attack, with '
+        f"`{BASELINE}`'s accuracy under that attack."
+    )
+    development = (
+        f"Tasks used while developing advnlp: {DEVELOPMENT_TASKS}; these results come from "
+        "development tasks, so weigh them accordingly."
+    )
+    counted: set[str] = set()
+    tasks = [task_results(folder, task, counted) for folder, task in RESULTS.items()]
+    return stamp + "\n\n".join([intro, rule, development, *tasks]) + "\n"
