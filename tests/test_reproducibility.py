@@ -161,3 +161,25 @@ def test_compare_twice_gives_identical_summaries(tmp_path, model):
     assert summaries[0] == summaries[1]
     for name in sorted(os.listdir(outputs[0] / "runs")):
         assert _results(outputs[0] / "runs" / name) == _results(outputs[1] / "runs" / name), name
+
+
+def test_results_name_the_source_commit_of_a_checkout(tmp_path):
+    """A sweep run from a git checkout over several sessions records which code made each run."""
+    from advnlp.experiment.environment import source_commit
+
+    assert source_commit(tmp_path) is None  # not a checkout: an installed package
+    code = tmp_path / "src" / "advnlp" / "core.py"
+    code.parent.mkdir(parents=True)
+    code.write_text("x = 1\n")
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert source_commit(tmp_path) == head
+    (tmp_path / "notes.md").write_text("outside src/: not a change of the code\n")
+    assert source_commit(tmp_path) == head
+    code.write_text("x = 2\n")
+    assert source_commit(tmp_path) == f"{head}+modified"

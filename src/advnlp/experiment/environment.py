@@ -86,7 +86,30 @@ def environment() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "advnlp_source": source_commit(),
     }
+
+
+def source_commit(root: Path | None = None) -> str | None:
+    """The git commit of the advnlp code in use when it runs from a git checkout (an editable
+    install: a sweep that spans sessions may run several), with "+modified" if src/ differs
+    from it; None for an installed package. ``root``: the checkout (default: this file's)."""
+    import subprocess
+
+    root = root or Path(__file__).resolve().parents[3]  # src/advnlp/experiment/ -> checkout
+    if not (root / ".git").exists() or not (root / "src" / "advnlp").is_dir():
+        return None
+    git = ["git", "-C", str(root)]
+    try:
+        commit = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changes = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}+modified" if changes else commit or None
 
 
 def _cpu_name() -> str | None:
