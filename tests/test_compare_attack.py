@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,21 @@ def test_a_rerun_reuses_the_saved_attacks(attacked, demo_data, capsys):
     assert stamps() == before
     assert capsys.readouterr().out.count("attack results saved earlier, reused") == 4
     assert json.loads((attacked / "summary.json").read_text())["robustness"] == summary
+
+
+def test_a_moved_sweep_still_reads_its_saved_attacks(attacked, demo_data, tmp_path):
+    """results.json records where a run was trained; the attack results are read where the
+    run is now (a moved folder once lost its table without a word)."""
+    before = json.loads((attacked / "summary.json").read_text())["robustness"]
+    moved = tmp_path / "moved"
+    shutil.move(attacked, moved)  # nothing is left where the runs were trained
+    try:
+        assert main(compare_args(demo_data, moved, *ATTACK)) == 0
+        summary = json.loads((moved / "summary.json").read_text())
+        assert summary["robustness"] == before
+        assert all(Path(r["path"]).parent == moved / "runs" for r in summary["runs"])
+    finally:
+        shutil.move(moved, attacked)  # the module's other tests use it
 
 
 def _write_attack(folder: Path, gold: list[str], right: list[int]) -> dict:

@@ -161,7 +161,13 @@ class RunFolder(OutputFolder):
         write_json_atomic(self.config_file, {"config": config.to_json()})
 
     def read_result(self) -> RunResult:
-        return RunResult.load(self.results)
+        """The saved results; ``config.output`` names this folder if the run was moved since
+        (readers of the run's other files, e.g. its attack results, look there)."""
+        result = RunResult.load(self.results)
+        saved = result.config.output
+        if not saved or Path(saved).resolve() != self.path.resolve():  # a link keeps its target
+            result.config.output = str(self.path)
+        return result
 
     def finish(
         self, result: RunResult, save_model: Callable[[Path], None], *, keep_checkpoints: bool
