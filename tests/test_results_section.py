@@ -172,6 +172,20 @@ def test_sentences_follow_the_rule_clean_and_under_attack(script, tmp_path):
     assert "| typo, budget 0.1 | fgm | 0.5 absolute | 0, 1, 2 | 20 | 75.00 ± 5.00 |" in text
 
 
+def test_a_collapsed_seed_is_said_in_the_sentence(script, tmp_path):
+    collapsed = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]
+    collapsed[1]["dev_predictions"] = [0] * 20  # one class for all of dev
+    collapsed[1]["dev"] = {"accuracy": 0.5, "macro_f1": 0.33}
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + collapsed)
+    text = script.results_section()
+    assert (
+        "- Task, gp ε 1 (`gp`, seeds 0, 1, 2): collapsed on 1 of 3 seeds (1): the best model "
+        "predicts one class for >= 90% of dev; clean accuracy:" in text
+    )
+    assert "collapsed on" not in text.split("- Task, fgm", 1)[1].split("\n", 1)[0]
+
+
 def test_none_linked_into_two_folders_is_one_row(script, tmp_path):
     _write(tmp_path, "fgm_abs", NONE + FGM)
     _write(tmp_path, "gp", NONE + GP)

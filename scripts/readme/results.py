@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from advnlp.experiment.report import BASELINE, _delta, _p, _percent
+from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p, _percent
 
 from . import common
 from .common import _attack_delta, markdown
@@ -301,6 +301,14 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
                 parts.append(f"under {_label(result)}: {judged}")
             if not attacks:
                 parts.append("under attack: not measured yet")
+            if group.get("collapsed_seeds"):  # say it in words, not only in the table's column
+                share = summary.get("collapse_share", COLLAPSE_SHARE)
+                parts.insert(
+                    0,
+                    f"collapsed on {len(group['collapsed_seeds'])} of {len(group['seeds'])} "
+                    f"seeds ({_seeds(group['collapsed_seeds'])}): the best model predicts one "
+                    f"class for >= {100 * share:.0f}% of dev",
+                )
             epsilon = _epsilon(group, settings)
             label = group["method"] + ("" if epsilon == "—" else f" ε {epsilon}")
             sentences.append(
