@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # The driver of the background sweeps (/work/sweeps/drive.sh is a copy of this file; it runs
-# from there). Runs the three sweeps of issue 14 one after the other with main's code; rerun to
-# continue (compare skips finished runs). Start it detached:
-#   setsid nohup nice -n 19 env OMP_NUM_THREADS=2 bash /work/sweeps/drive.sh > /work/sweeps/drive.log 2>&1 &
+# from there). Runs the given sweeps of issue 14 (default: all three) one after the other with
+# main's code; rerun to continue (compare skips finished runs). Start it detached, e.g. as two
+# single-thread streams side by side on a 2-core machine (two 1-thread runs get more done than
+# one 2-thread run; epsilon_grid links sst2_minilm's runs, so it follows it):
+#   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
+#   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
 set -uo pipefail
-exec 9> /work/sweeps/drive.lock  # one driver at a time
-flock -n 9 || { echo "another drive.sh is running (it holds /work/sweeps/drive.lock)"; exit 1; }
+NAMES=("$@")
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
+# One driver per sweep at a time: a lock per sweep.
+LOCKS=()
+for name in "${NAMES[@]}"; do
+  exec {fd}> "/work/sweeps/$name.lock"
+  flock -n "$fd" || { echo "another drive.sh is running $name (it holds /work/sweeps/$name.lock)"; exit 1; }
+  LOCKS+=("$fd")
+done
 . /work/main/.venv/bin/activate
 export PYTHONPATH=/work/main/src
 # OpenMP threads that sleep instead of spinning while they wait: on this shared 2-core machine
@@ -16,11 +26,11 @@ SCRIPTS=${SCRIPTS:-/work/main/experiments}
 echo "== $(date -u +%FT%TZ) drive.sh pid $$, main at $(git -C /work/main rev-parse --short HEAD), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 # Run copies, so that editing or checking out the scripts while a sweep runs cannot change it.
 COPY=/work/sweeps/scripts
-for name in tnews_e5 sst2_minilm epsilon_grid; do
+for name in "${NAMES[@]}"; do
   mkdir -p "$COPY/$name" && cp "$SCRIPTS/$name/run.sh" "$COPY/$name/run.sh"
 done
 echo "== scripts copied from $SCRIPTS (git $(git -C "$SCRIPTS" rev-parse --short HEAD)) to $COPY"
-for name in tnews_e5 sst2_minilm epsilon_grid; do
+for name in "${NAMES[@]}"; do
   echo "== $(date -u +%FT%TZ) start $name (log /work/sweeps/$name.log)"
   bash "$COPY/$name/run.sh" "/work/sweeps/$name" >> "/work/sweeps/$name.log" 2>&1
   rc=$?
@@ -31,4 +41,4 @@ for name in tnews_e5 sst2_minilm epsilon_grid; do
     exit 1
   fi
 done
-echo "== $(date -u +%FT%TZ) all sweeps finished"
+echo "== $(date -u +%FT%TZ) finished: ${NAMES[*]}"

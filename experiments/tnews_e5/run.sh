@@ -11,9 +11,12 @@
 #   OUT/fgm_abs      none + FGM eps 0.5 (absolute, the source's)          seeds 0-4
 #   OUT/fgm_rel      FGM eps 0.3 relative (= 0.49 absolute on e5)         seeds 0-4
 #   OUT/gp           gradient penalty eps 1 (the source's)                seeds 0-4
-#   OUT/pgd_freelb   PGD and FreeLB, eps 1, library defaults otherwise    seeds 0-2
+#   OUT/pgd_example  PGD eps 1, library defaults (example scope)          seed 0 only: it
+#                    collapsed (PLAN.md, "Amendment: PGD's scope"), kept as a finding
+#   OUT/pgd_freelb   PGD eps 1 in token scope (the popular recipe's) and  seeds 0-2
+#                    FreeLB eps 1, library defaults otherwise
 #   OUT/fgm_free     FreeFGM (the ~1x-cost FGM) eps 0.5 (added later)      seeds 0-2
-# The last three reuse fgm_abs's none runs (symbolic links: the same seeds, data and base
+# The folders after fgm_abs reuse its none runs (symbolic links: the same seeds, data and base
 # settings, so the pairing holds) instead of training the baseline again.
 set -euo pipefail
 
@@ -67,13 +70,18 @@ for seeds in 0,1,2 0,1,2,3,4; do
     compare "$folder" --methods "none,$method" "${flags[@]}" --seeds "$seeds"
   done
   if [ "$seeds" = 0,1,2 ]; then
-    compare pgd_freelb --methods pgd,freelb --epsilon 1 --seeds 0,1,2
-    link_baseline pgd_freelb 0 1 2
-    compare pgd_freelb --methods none,pgd,freelb --epsilon 1 --seeds 0,1,2
+    # PGD at the library defaults (example scope) collapsed with seed 0: one seed, kept as a finding
+    compare pgd_example --methods pgd --epsilon 1 --seeds 0
+    link_baseline pgd_example 0
+    compare pgd_example --methods none,pgd --epsilon 1 --seeds 0
     # added later (issue 15): the ~1x-cost FGM beside FGM at the same epsilon, seeds 0-2
     compare fgm_free --methods fgm_free --epsilon 0.5 --seeds 0,1,2
     link_baseline fgm_free 0 1 2
     compare fgm_free --methods none,fgm_free --epsilon 0.5 --seeds 0,1,2
+    # --scope reaches PGD only (FreeLB's delta is per example by definition)
+    compare pgd_freelb --methods pgd,freelb --epsilon 1 --scope token --seeds 0,1,2
+    link_baseline pgd_freelb 0 1 2
+    compare pgd_freelb --methods none,pgd,freelb --epsilon 1 --scope token --seeds 0,1,2
   fi
 done
 echo "== $(date -u +%FT%TZ) tnews_e5 done"
