@@ -142,6 +142,15 @@ def test_verdict_rule():
     assert module.verdict(6.0, None, 0.01).startswith("cannot be judged")
 
 
+def test_epsilon_names_its_unit_and_scope_from_compare_json_or_the_default():
+    epsilon = scripts.readme("results")._epsilon
+    pgd, token = {"method": "pgd", "epsilon": 1.0}, {"hyperparameters": {"scope": "token"}}
+    assert epsilon(pgd, {"shared": {}}) == "1 absolute, example scope"  # PGD's default
+    assert epsilon(pgd, {"shared": token}) == "1 absolute, token scope"
+    assert epsilon({"method": "gp", "epsilon": 1.0}, {"shared": token}) == "1"
+    assert epsilon({"method": "none", "epsilon": None}, {"shared": {}}) == "—"
+
+
 def test_sentences_follow_the_rule_clean_and_under_attack(script, tmp_path):
     robustness = {
         "settings": {},
@@ -161,15 +170,16 @@ def test_sentences_follow_the_rule_clean_and_under_attack(script, tmp_path):
     _write(tmp_path, "gp", NONE + GP)
     text = script.results_section()
     assert (
-        "- Task, fgm ε 0.5 absolute (`fgm_abs`, seeds 0, 1, 2): clean accuracy: beat none "
-        "(Δ +16.67 ± 2.89 points, none's std 5.00, paired t p 0.010); under typo, budget 0.1: "
-        "beat none (Δ +5.00 ± 1.00 points, none's std 2.00, paired t p 0.010)." in text
+        "- Task, fgm ε 0.5 absolute, token scope (`fgm_abs`, seeds 0, 1, 2): clean accuracy: "
+        "beat none (Δ +16.67 ± 2.89 points, none's std 5.00, paired t p 0.010); under typo, "
+        "budget 0.1: beat none (Δ +5.00 ± 1.00 points, none's std 2.00, paired t p 0.010)." in text
     )
     assert (
         "- Task, gp ε 1 (`gp`, seeds 0, 1, 2): clean accuracy: did not help (Δ +3.33 ± 2.89 "
         "points, none's std 5.00, paired t p 0.184); under attack: not measured yet." in text
     )
-    assert "| typo, budget 0.1 | fgm | 0.5 absolute | 0, 1, 2 | 20 | 75.00 ± 5.00 |" in text
+    row = "| typo, budget 0.1 | fgm | 0.5 absolute, token scope | 0, 1, 2 | 20 | 75.00 ± 5.00 |"
+    assert row in text
 
 
 def test_a_collapsed_seed_is_said_in_the_sentence(script, tmp_path):

@@ -158,16 +158,21 @@ def _label(result: dict) -> str:
 
 
 def _epsilon(group: dict, settings: dict) -> str:
-    """ε with its unit for the methods that take ``epsilon_unit`` (from compare.json)."""
+    """ε with its unit and scope for the methods that take ``epsilon_unit`` / ``scope`` (from
+    compare.json, else the method's default): PGD in example and in token scope are two
+    different strengths at the same number."""
     from advnlp.registry import hyperparameters
 
     if group["epsilon"] is None:
         return "—"
     defaults = hyperparameters(group["method"])
-    if "epsilon_unit" not in defaults:
-        return f"{group['epsilon']:g}"
-    chosen = settings["shared"].get("hyperparameters") or {}
-    return f"{group['epsilon']:g} {chosen.get('epsilon_unit', defaults['epsilon_unit'])}"
+    chosen = {**defaults, **(settings["shared"].get("hyperparameters") or {})}
+    text = f"{group['epsilon']:g}"
+    if "epsilon_unit" in defaults:
+        text += f" {chosen['epsilon_unit']}"
+    if "scope" in defaults:
+        text += f", {chosen['scope']} scope"
+    return text
 
 
 def _mcnemar(versus: dict) -> str:
