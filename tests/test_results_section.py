@@ -196,6 +196,46 @@ def test_a_collapsed_seed_is_said_in_the_sentence(script, tmp_path):
     assert "collapsed on" not in text.split("- Task, fgm", 1)[1].split("\n", 1)[0]
 
 
+def test_what_fgm_free_keeps_of_fgm_s_gain(script, tmp_path):
+    plan = tmp_path / "experiments/task/PLAN.md"
+    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+    free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 16), (1, 16), (2, 18))]
+    robustness = lambda free_delta: {  # noqa: E731
+        "settings": {},
+        "results": [
+            {
+                "attack": "typo",
+                "budget": 0.1,
+                "radius": None,
+                "groups": [
+                    _attacked("none", None, 0.40, 0, 0),
+                    _attacked("fgm", 0.5, 0.45, 5.0, 0.01),  # FGM beat none under typo
+                    _attacked("fgm_free", 0.5, 0.41, free_delta, 0.3),
+                ],
+            }
+        ],
+    }
+    _write(tmp_path, "fgm_abs", NONE + FGM, robustness(1.0))
+    _write(tmp_path, "fgm_free", NONE + free, robustness(1.0))
+    text = script.results_section()
+    assert (
+        "- Task, what the ~1x-cost fgm_free ε 0.5 (`fgm_free`, seeds 0, 1, 2) keeps of fgm ε "
+        "0.5's gain (`fgm_abs`, seeds 0, 1, 2), mean Δ against none in points: clean +8.33 of "
+        "+16.67 (50%); under typo, budget 0.1 +1.00 of +5.00 (20%)." in text
+    )
+
+
+def test_no_share_of_a_gain_fgm_did_not_have(script, tmp_path):
+    plan = tmp_path / "experiments/task/PLAN.md"
+    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+    weak = [_run("fgm", 0.5, s, c, 200.0) for s, c in ((0, 15), (1, 15), (2, 17))]  # p 0.18
+    free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 15), (1, 16), (2, 16))]
+    _write(tmp_path, "fgm_abs", NONE + weak)
+    _write(tmp_path, "fgm_free", NONE + free)
+    text = script.results_section()
+    assert "clean +3.33 of +3.33 (FGM did not beat none)." in text
+
+
 def test_none_linked_into_two_folders_is_one_row(script, tmp_path):
     _write(tmp_path, "fgm_abs", NONE + FGM)
     _write(tmp_path, "gp", NONE + GP)

@@ -324,6 +324,62 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
     return sentences
 
 
+def _gains(summary: dict, group: dict) -> dict[str, tuple[float, bool]]:
+    """A group's mean Δ against none (points), clean ("clean") and under each attack (by its
+    label), each with whether it "beat none" by ``verdict``'s rule."""
+    versus = group["vs_baseline"]
+    spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
+    delta = versus["dev_accuracy_diff_points_mean"]
+    gains = {"clean": (delta, verdict(delta, spread, versus["paired_t_p"]) == "beat none")}
+    for result in (summary.get("robustness") or {}).get("results") or []:
+        same = (group["method"], group["epsilon"])
+        attacked = next((g for g in result["groups"] if (g["method"], g["epsilon"]) == same), None)
+        if attacked is None or attacked["vs_baseline"] is None:
+            continue
+        at = attacked["vs_baseline"]
+        delta = at["accuracy_under_attack_diff_points_mean"]
+        spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
+        beat = verdict(delta, spread, at["paired_t_p"]) == "beat none"
+        gains[f"under {_label(result)}"] = (delta, beat)
+    return gains
+
+
+def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
+    """Issue 14, item 3: what the ~1x-cost FreeFGM keeps of FGM's gain at the same epsilon (FGM
+    in its absolute unit and token scope, FreeFGM's only semantics): both mean Δ, clean and
+    under each attack, and their ratio where FGM's own gain beat none (elsewhere a ratio of two
+    noisy numbers would say nothing). None without both in the task's summaries."""
+    groups = {}
+    for name, (summary, settings) in found.items():
+        for group in summary["groups"]:
+            if group["vs_baseline"] is None or group["vs_baseline"]["paired_seeds"] is None:
+                continue
+            if group["method"] == "fgm_free" or _epsilon(group, settings).endswith(
+                " absolute, token scope"
+            ):
+                groups.setdefault((group["method"], group["epsilon"]), (name, summary, group))
+    pairs = [
+        (c, groups.get(("fgm", c[2]["epsilon"]))) for k, c in groups.items() if k[0] == "fgm_free"
+    ]
+    pairs = [(c, f) for c, f in pairs if f is not None]
+    if not pairs:
+        return None
+    (cheap_name, cheap_summary, cheap), (fgm_name, fgm_summary, fgm) = pairs[0]
+    kept, full = _gains(cheap_summary, cheap), _gains(fgm_summary, fgm)
+    parts = []
+    for where, (delta, _) in kept.items():
+        if where not in full:
+            continue
+        fgm_delta, fgm_beat = full[where]
+        share = f" ({100 * delta / fgm_delta:.0f}%)" if fgm_beat else " (FGM did not beat none)"
+        parts.append(f"{where} {delta:+.2f} of {fgm_delta:+.2f}{share}")
+    return (
+        f"- {task}, what the ~1x-cost fgm_free ε {cheap['epsilon']:g} (`{cheap_name}`, seeds "
+        f"{_seeds(cheap['seeds'])}) keeps of fgm ε {fgm['epsilon']:g}'s gain (`{fgm_name}`, "
+        f"seeds {_seeds(fgm['seeds'])}), mean Δ against none in points: " + "; ".join(parts) + "."
+    )
+
+
 def regime_line(settings: dict) -> str:
     """The task's regime, from compare.json (the same in all its folders: ``_committed``)."""
     shared = settings["shared"]
@@ -448,7 +504,7 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
     if attacked is not None:
         parts.append(attacked)
     parts += [
-        "\n".join(results_findings(task, found)),
+        "\n".join(results_findings(task, found) + [kept_sentence(task, found) or ""]).strip(),
         compute_line(folder, found, counted),
         command,
         _plots(folder, found),
