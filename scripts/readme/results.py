@@ -521,13 +521,15 @@ def results_section() -> str:
     intro = (
         "Issue 14's sweeps, each through `advnlp compare` (paired seeds and data order, the "
         "best-dev checkpoint), in a reduced regime fixed before any result (each folder's "
-        "PLAN.md says why). Dev accuracy in %: mean ± sample std over seeds; Δ: points against "
+        "PLAN.md says why, and names any setting changed after a result, with its reason). Dev "
+        "accuracy in %: mean ± sample std over seeds; Δ: points against "
         f"the same seeds' `{BASELINE}` runs (± std of the paired differences), with the paired "
         "t-test over seeds and McNemar's b/c and p on the dev predictions pooled over seeds "
         f"(b: `{BASELINE}` right, method wrong). `{BASELINE}` is trained once per task and "
         "linked into the other folders; it is shown once per set of seeds. ε: with its unit "
-        "for the methods that take `epsilon_unit`. Under attack: each run's best model attacked "
-        "on a fixed dev sample, accuracy = share still right after the attack."
+        "and scope for the methods that take `epsilon_unit` or `scope`. Under attack: each "
+        "run's best model attacked on a fixed dev sample, accuracy = share still right after "
+        "the attack."
     )
     rule = (
         f'The sentences are decided by a rule in code: a method "beat none" when its mean Δ is '
