@@ -133,6 +133,12 @@ def _attacked(method: str, epsilon: float | None, under: float, delta: float, p:
     }
 
 
+def _typo(*groups: dict) -> dict:
+    """compare --attack's robustness block with one typo setting (budget 0.1) and ``groups``."""
+    result = {"attack": "typo", "budget": 0.1, "radius": None, "groups": list(groups)}
+    return {"settings": {}, "results": [result]}
+
+
 def test_verdict_rule():
     module = scripts.readme("results")
     assert module.verdict(6.0, 5.0, 0.01) == "beat none"
@@ -152,20 +158,10 @@ def test_epsilon_names_its_unit_and_scope_from_compare_json_or_the_default():
 
 
 def test_sentences_follow_the_rule_clean_and_under_attack(script, tmp_path):
-    robustness = {
-        "settings": {},
-        "results": [
-            {
-                "attack": "typo",
-                "budget": 0.1,
-                "radius": None,
-                "groups": [
-                    _attacked("none", None, 0.40, 0, 0),
-                    _attacked("fgm", 0.5, 0.45, 5.0, 0.01),  # beyond none's 2-point spread
-                ],
-            }
-        ],
-    }
+    robustness = _typo(
+        _attacked("none", None, 0.40, 0, 0),
+        _attacked("fgm", 0.5, 0.45, 5.0, 0.01),  # beyond none's 2-point spread
+    )
     _write(tmp_path, "fgm_abs", NONE + FGM, robustness)
     _write(tmp_path, "gp", NONE + GP)
     text = script.results_section()
@@ -200,23 +196,13 @@ def test_what_fgm_free_keeps_of_fgm_s_gain(script, tmp_path):
     plan = tmp_path / "experiments/task/PLAN.md"
     plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
     free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 16), (1, 16), (2, 18))]
-    robustness = lambda free_delta: {  # noqa: E731
-        "settings": {},
-        "results": [
-            {
-                "attack": "typo",
-                "budget": 0.1,
-                "radius": None,
-                "groups": [
-                    _attacked("none", None, 0.40, 0, 0),
-                    _attacked("fgm", 0.5, 0.45, 5.0, 0.01),  # FGM beat none under typo
-                    _attacked("fgm_free", 0.5, 0.41, free_delta, 0.3),
-                ],
-            }
-        ],
-    }
-    _write(tmp_path, "fgm_abs", NONE + FGM, robustness(1.0))
-    _write(tmp_path, "fgm_free", NONE + free, robustness(1.0))
+    typo = _typo(
+        _attacked("none", None, 0.40, 0, 0),
+        _attacked("fgm", 0.5, 0.45, 5.0, 0.01),  # FGM beat none under typo
+        _attacked("fgm_free", 0.5, 0.41, 1.0, 0.3),
+    )
+    _write(tmp_path, "fgm_abs", NONE + FGM, typo)
+    _write(tmp_path, "fgm_free", NONE + free, typo)
     text = script.results_section()
     assert (
         "- Task, what the ~1x-cost fgm_free ε 0.5 (`fgm_free`, seeds 0, 1, 2) keeps of fgm ε "
