@@ -10,11 +10,9 @@ set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
 # One driver per sweep at a time: a lock per sweep.
-LOCKS=()
 for name in "${NAMES[@]}"; do
   exec {fd}> "/work/sweeps/$name.lock"
   flock -n "$fd" || { echo "another drive.sh is running $name (it holds /work/sweeps/$name.lock)"; exit 1; }
-  LOCKS+=("$fd")
 done
 . /work/main/.venv/bin/activate
 export PYTHONPATH=/work/main/src

@@ -161,18 +161,25 @@ def _epsilon(group: dict, settings: dict) -> str:
     """ε with its unit and scope for the methods that take ``epsilon_unit`` / ``scope`` (from
     compare.json, else the method's default): PGD in example and in token scope are two
     different strengths at the same number."""
-    from advnlp.registry import hyperparameters
-
     if group["epsilon"] is None:
         return "—"
-    defaults = hyperparameters(group["method"])
-    chosen = {**defaults, **(settings["shared"].get("hyperparameters") or {})}
+    chosen = _hyperparameters(group, settings)
     text = f"{group['epsilon']:g}"
-    if "epsilon_unit" in defaults:
+    if "epsilon_unit" in chosen:
         text += f" {chosen['epsilon_unit']}"
-    if "scope" in defaults:
+    if "scope" in chosen:
         text += f", {chosen['scope']} scope"
     return text
+
+
+def _hyperparameters(group: dict, settings: dict) -> dict:
+    """The group's method's hyperparameters: compare.json's choices over the method's defaults
+    (only those the method takes)."""
+    from advnlp.registry import hyperparameters
+
+    defaults = hyperparameters(group["method"])
+    chosen = settings["shared"].get("hyperparameters") or {}
+    return {key: chosen.get(key, value) for key, value in defaults.items()}
 
 
 def _mcnemar(versus: dict) -> str:
@@ -288,14 +295,7 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
                 f"clean accuracy: {_judged(verdict(delta, spread, p), _delta(versus), spread, p)}"
             ]
             for result in attacks:
-                attacked = next(
-                    (
-                        g
-                        for g in result["groups"]
-                        if (g["method"], g["epsilon"]) == (group["method"], group["epsilon"])
-                    ),
-                    None,
-                )
+                attacked = _under(result, group)
                 if attacked is None or attacked["vs_baseline"] is None:
                     continue
                 at = attacked["vs_baseline"]
@@ -324,6 +324,12 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
     return sentences
 
 
+def _under(result: dict, group: dict) -> dict | None:
+    """The group of the same method and epsilon in one attack setting's result, if any."""
+    key = (group["method"], group["epsilon"])
+    return next((g for g in result["groups"] if (g["method"], g["epsilon"]) == key), None)
+
+
 def _gains(summary: dict, group: dict) -> dict[str, tuple[float, bool]]:
     """A group's mean Δ against none (points), clean ("clean") and under each attack (by its
     label), each with whether it "beat none" by ``verdict``'s rule."""
@@ -332,8 +338,7 @@ def _gains(summary: dict, group: dict) -> dict[str, tuple[float, bool]]:
     delta = versus["dev_accuracy_diff_points_mean"]
     gains = {"clean": (delta, verdict(delta, spread, versus["paired_t_p"]) == "beat none")}
     for result in (summary.get("robustness") or {}).get("results") or []:
-        same = (group["method"], group["epsilon"])
-        attacked = next((g for g in result["groups"] if (g["method"], g["epsilon"]) == same), None)
+        attacked = _under(result, group)
         if attacked is None or attacked["vs_baseline"] is None:
             continue
         at = attacked["vs_baseline"]
@@ -349,22 +354,30 @@ def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
     in its absolute unit and token scope, FreeFGM's only semantics): both mean Δ, clean and
     under each attack, and their ratio where FGM's own gain beat none (elsewhere a ratio of two
     noisy numbers would say nothing). None without both in the task's summaries."""
-    groups = {}
-    for name, (summary, settings) in found.items():
-        for group in summary["groups"]:
-            if group["vs_baseline"] is None or group["vs_baseline"]["paired_seeds"] is None:
-                continue
-            if group["method"] == "fgm_free" or _epsilon(group, settings).endswith(
-                " absolute, token scope"
-            ):
-                groups.setdefault((group["method"], group["epsilon"]), (name, summary, group))
-    pairs = [
-        (c, groups.get(("fgm", c[2]["epsilon"]))) for k, c in groups.items() if k[0] == "fgm_free"
+    paired = [
+        (name, summary, settings, group)
+        for name, (summary, settings) in found.items()
+        for group in summary["groups"]
+        if group["vs_baseline"] is not None and group["vs_baseline"]["paired_seeds"] is not None
     ]
-    pairs = [(c, f) for c, f in pairs if f is not None]
-    if not pairs:
+    cheap_found = next((p for p in paired if p[3]["method"] == "fgm_free"), None)
+    if cheap_found is None:
         return None
-    (cheap_name, cheap_summary, cheap), (fgm_name, fgm_summary, fgm) = pairs[0]
+    cheap_name, cheap_summary, _, cheap = cheap_found
+    fgm_found = next(
+        (
+            p
+            for p in paired
+            if p[3]["method"] == "fgm"
+            and p[3]["epsilon"] == cheap["epsilon"]
+            and _hyperparameters(p[3], p[2]).get("scope") == "token"
+            and _hyperparameters(p[3], p[2]).get("epsilon_unit") == "absolute"
+        ),
+        None,
+    )
+    if fgm_found is None:
+        return None
+    fgm_name, fgm_summary, _, fgm = fgm_found
     kept, full = _gains(cheap_summary, cheap), _gains(fgm_summary, fgm)
     parts = []
     for where, (delta, _) in kept.items():
@@ -499,12 +512,16 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
         return "\n\n".join([head, _pending(planned, found), command])
     _check_baselines(folder, found)
     settings = next(iter(found.values()))[1]
+    sentences = results_findings(task, found)
+    kept = kept_sentence(task, found)
+    if kept is not None:
+        sentences.append(kept)
     parts = [head, regime_line(settings), results_table(found)]
     attacked = results_attack_table(found)
     if attacked is not None:
         parts.append(attacked)
     parts += [
-        "\n".join(results_findings(task, found) + [kept_sentence(task, found) or ""]).strip(),
+        "\n".join(sentences),
         compute_line(folder, found, counted),
         command,
         _plots(folder, found),
