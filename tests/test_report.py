@@ -204,6 +204,29 @@ def test_markdown_table_rows():
     ]
 
 
+def test_step_time_is_compared_only_on_the_same_device_and_thread_count():
+    """A run linked from a sweep that ran with 2 threads is not set against runs made with 1."""
+    runs = [run for run in all_runs() if run.config.method in ("none", "gp")]
+    for run in runs:
+        threads = 2 if run.config.method == "none" else 1
+        run.environment = {"device": "cpu", "cpu": "AMD EPYC", "torch_threads": threads}
+    summary = report.summarize(runs)
+    groups = groups_by_key(summary)
+    assert groups["none", None]["hardware"] == ["cpu (AMD EPYC, 2 threads)"]
+    assert groups["gp", 1.0]["hardware"] == ["cpu (AMD EPYC, 1 thread)"]
+    table = report.markdown_table(summary)
+    gp_row = next(line for line in table.splitlines() if line.startswith("| gp |"))
+    assert gp_row.split("|")[-2].strip() == "—"  # the step-time cell
+    assert (
+        "Step time vs none not shown for gp ε=1: its runs ran on cpu (AMD EPYC, 1 thread), "
+        "none's on cpu (AMD EPYC, 2 threads)" in table
+    )
+    for run in runs:  # the same machine and threads again: the ratio is back
+        run.environment["torch_threads"] = 2
+    table = report.markdown_table(report.summarize(runs))
+    assert "2.50×" in table and "not shown" not in table
+
+
 def test_markdown_table_without_test_accuracy_drops_the_column():
     runs = all_runs(seeds=(0,))
     for run in runs:

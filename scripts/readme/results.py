@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from advnlp.experiment.environment import hardware_label
 from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p, _percent
 
 from . import common
@@ -434,10 +435,7 @@ def compute_line(folder: str, found: dict[str, tuple[dict, dict]], counted: set[
                 continue
             counted.add(path)
             if run.get("environment"):
-                env = run["environment"]
-                machines.add(
-                    f"{env.get('device')} ({env.get('cpu')}, {env.get('torch_threads')} threads)"
-                )
+                machines.add(hardware_label(run["environment"]))
             step = groups[(run["method"], run["epsilon"])]["median_step_time_s"]
             if run.get("train_s") is not None:
                 measured.append(run["train_s"])

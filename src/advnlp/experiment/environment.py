@@ -90,6 +90,16 @@ def environment() -> dict[str, Any]:
     }
 
 
+def hardware_label(environment: dict[str, Any] | None) -> str | None:
+    """What a run's step times depend on, in words: "cpu (AMD EPYC, 2 threads)"; None for a run
+    recorded before advnlp wrote its environment."""
+    if not environment:
+        return None
+    threads = environment.get("torch_threads")
+    unit = "thread" if threads == 1 else "threads"
+    return f"{environment.get('device')} ({environment.get('cpu')}, {threads} {unit})"
+
+
 def source_commit(root: Path | None = None) -> str | None:
     """The git commit of the advnlp code in use when it runs from a git checkout (an editable
     install: a sweep that spans sessions may run several), with "+modified" if src/ differs

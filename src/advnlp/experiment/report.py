@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .environment import hardware_label
 from .io import write_json_atomic, write_text_atomic
 from .plots import plot_accuracy_vs_epsilon, plot_training_curves
 from .results import COLLAPSE_SHARE, RunResult
@@ -116,6 +117,7 @@ def _summarize_group(
         "test_accuracy_std": test_acc[1],
         "test_n": sum(1 for r in members if r.test is not None),
         "median_step_time_s": median(r.median_step_time_s for r in members),
+        "hardware": sorted({hardware_label(r.environment) for r in members} - {None}),
         "collapsed_seeds": [r.config.seed for r in members if r.collapsed],
         "vs_baseline": None if baseline is None or is_baseline else _versus(members, baseline),
     }
@@ -128,7 +130,8 @@ def summarize(runs: Iterable[RunResult | Mapping[str, Any]]) -> dict[str, Any]:
     JSON-serialisable and free of NaN. Each group holds method, epsilon, n, seeds, dev accuracy
     / macro-F1 / test accuracy mean and std (fractions; std None for one value; test None when
     no run has it), the median of the runs' median step times, ``collapsed_seeds`` (the seeds
-    whose best model predicts one class for >= collapse_share of dev), and ``vs_baseline``
+    whose best model predicts one class for >= collapse_share of dev), ``hardware`` (the
+    distinct devices and thread counts its runs ran with), and ``vs_baseline``
     (None for the baseline itself or when there is none): paired_seeds, the mean and std of the
     dev accuracy differences in points, the paired t-test p and ``mcnemar`` {b, c, p}.
     """
@@ -169,6 +172,14 @@ def _ratio(time: float | None, baseline_time: float | None) -> str:
     if time is None or not baseline_time:
         return "—"
     return f"{time / baseline_time:.2f}×"
+
+
+def _same_hardware(group: dict[str, Any], base: dict[str, Any] | None) -> bool:
+    """Whether the group's step times can be set against the baseline's: all their runs ran on
+    one device with one thread count (or did not record it: summaries from before)."""
+    if base is None:
+        return True
+    return len({*group.get("hardware", []), *base.get("hardware", [])}) <= 1
 
 
 def _row(group: dict[str, Any], baseline_time: float | None, with_test: bool) -> list[str]:
@@ -213,8 +224,12 @@ def markdown_table(summary: dict[str, Any]) -> str:
     base_time = base["median_step_time_s"] if base else None
     columns = [*COLUMNS, *["test acc %"] * with_test, f"step time vs {BASELINE}"]
     lines = [HEADER, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_row(g, base_time, with_test)) + " |" for g in groups]
+    lines += [
+        "| " + " | ".join(_row(g, base_time if _same_hardware(g, base) else None, with_test)) + " |"
+        for g in groups
+    ]
     lines += _collapse_notes(summary)
+    lines += _hardware_notes(groups, base)
     if summary.get("robustness"):  # compare --attack
         from ..robustness.compare import markdown_section
 
@@ -232,6 +247,22 @@ def _collapse_notes(summary: dict[str, Any]) -> list[str]:
         f"class for >= {100 * share:.0f}% of the dev examples"
         for g in summary["groups"]
         if g.get("collapsed_seeds")
+    ]
+    return ["", *notes] if notes else []
+
+
+def _machines(group: dict[str, Any]) -> str:
+    return ", ".join(group.get("hardware", [])) or "hardware not recorded"
+
+
+def _hardware_notes(groups: list[dict[str, Any]], base: dict[str, Any] | None) -> list[str]:
+    """A line under the table per group whose step time is not set against the baseline's,
+    because they ran on different devices or thread counts (a run linked from another sweep)."""
+    notes = [
+        f"Step time vs {BASELINE} not shown for {group_label(g['method'], g['epsilon'])}: its runs "
+        f"ran on {_machines(g)}, {BASELINE}'s on {_machines(base)}"
+        for g in groups
+        if base is not None and g is not base and not _same_hardware(g, base)
     ]
     return ["", *notes] if notes else []
 
