@@ -4,7 +4,8 @@ A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generat
 and is never typed by hand. Each kind is made by its module in scripts/readme/:
 experiments.py (an experiment's summary.json and compare.json; SECTIONS), results.py (the
 Results section: issue 14's sweeps task by task, and what their PLAN.md plans and is not
-committed yet) and benchmarks.py (benchmarks/results/<name>.json; BENCHMARKS).
+committed yet; each task's figure, drawn by gains.py beside its summaries) and benchmarks.py
+(benchmarks/results/<name>.json; BENCHMARKS).
 tests/test_readme_generated.py checks that the README is what this script writes.
 
     python scripts/update_readme.py           # rewrite README.md
@@ -19,7 +20,7 @@ import sys
 from readme import common
 from readme.benchmarks import BENCHMARKS, benchmark_section
 from readme.experiments import SECTIONS, section
-from readme.results import results_section
+from readme.results import results_section, stale_figures, write_figures
 
 
 def render(readme: str) -> str:
@@ -47,8 +48,12 @@ def main() -> int:
     if args.check:
         if updated != readme:
             sys.exit("README.md is out of date: run python scripts/update_readme.py")
+        stale = stale_figures()
+        if stale:
+            sys.exit(f"{', '.join(stale)} out of date: run python scripts/update_readme.py")
         return 0
     readme_path.write_text(updated, encoding="utf-8")
+    write_figures()
     return 0
 
 

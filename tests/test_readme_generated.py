@@ -176,3 +176,9 @@ def test_step_cost_section_names_the_methods_its_json_lacks():
     dropped = copy.deepcopy(data)
     dropped["rows"] = [r for r in data["rows"] if r["method"] != "fgm_free"]
     assert "Registered since this run, not measured yet: fgm_free" in benchmarks.step_cost(dropped)
+
+
+def test_committed_figures_show_the_committed_summaries():
+    pytest.importorskip("scipy")
+    pytest.importorskip("matplotlib")
+    assert results.stale_figures() == [], "run python scripts/update_readme.py"

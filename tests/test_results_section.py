@@ -294,3 +294,39 @@ def test_compute_adds_the_measured_time_where_runs_recorded_it(script, tmp_path)
     assert "3 runs from before advnlp recorded it, estimated as 8 steps" in text
     assert f"median step time: {8 * 3 * 100 / 3600:.1f} hours" in text
     assert "Hardware: cpu (AMD EPYC, 2 threads)" in text
+
+
+def test_the_figure_draws_each_method_s_gains_and_leaves_collapsed_groups_out(script, tmp_path):
+    pytest.importorskip("matplotlib")
+    collapsed = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]
+    collapsed[1]["dev_predictions"] = [0] * 20
+    collapsed[1]["dev"] = {"accuracy": 0.5, "macro_f1": 0.33}
+    typo = _typo(_attacked("none", None, 0.40, 0, 0), _attacked("fgm", 0.5, 0.45, 5.0, 0.01))
+    _write(tmp_path, "fgm_abs", NONE + FGM, typo)
+    _write(tmp_path, "gp", NONE + collapsed)
+    figure = tmp_path / "experiments/task/gains.png"
+    assert script.stale_figures() == ["experiments/task/gains.png"]  # not drawn yet
+    assert script.write_figures() == [figure]
+    assert figure.read_bytes().startswith(b"\x89PNG")
+    assert script.stale_figures() == []
+    drawn = scripts.readme("gains").read(figure)
+    assert drawn == {
+        "groups": [
+            {
+                "label": "fgm ε 0.5 absolute, token scope",
+                "folder": "fgm_abs",
+                "seeds": [0, 1, 2],
+                "gains": {"clean": [16.67, 2.89, True], "under typo, budget 0.1": [5.0, 1.0, True]},
+            }
+        ],
+        "left_out": ["gp ε 1 (`gp`)"],
+    }
+    text = script.results_section()
+    assert "![Task: Δ against none per method](experiments/task/gains.png)" in text
+    assert "; left out, collapsed: gp ε 1 (`gp`)." in text
+    # a summary that changes after the figure was drawn makes it stale
+    (tmp_path / "experiments/task/gp/summary.json").unlink()
+    (tmp_path / "experiments/task/gp/compare.json").unlink()
+    (tmp_path / "experiments/task/gp").rmdir()
+    _write(tmp_path, "gp", NONE + GP)
+    assert script.stale_figures() == ["experiments/task/gains.png"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from advnlp.experiment.environment import hardware_label
 from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p, _percent
 
-from . import common
+from . import common, gains
 from .common import _attack_delta, markdown
 
 # Issue 14's sweeps, shown in the README's "Results" section (generated:results): experiment
@@ -331,13 +331,15 @@ def _under(result: dict, group: dict) -> dict | None:
     return next((g for g in result["groups"] if (g["method"], g["epsilon"]) == key), None)
 
 
-def _gains(summary: dict, group: dict) -> dict[str, tuple[float, bool]]:
-    """A group's mean Δ against none (points), clean ("clean") and under each attack (by its
-    label), each with whether it "beat none" by ``verdict``'s rule."""
+def _gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, bool]]:
+    """A group's mean Δ against none (points) and the std of its paired differences, clean
+    ("clean") and under each attack (by its label), each with whether it "beat none" by
+    ``verdict``'s rule."""
     versus = group["vs_baseline"]
     spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
     delta = versus["dev_accuracy_diff_points_mean"]
-    gains = {"clean": (delta, verdict(delta, spread, versus["paired_t_p"]) == "beat none")}
+    beat = verdict(delta, spread, versus["paired_t_p"]) == "beat none"
+    gains = {"clean": (delta, versus["dev_accuracy_diff_points_std"], beat)}
     for result in (summary.get("robustness") or {}).get("results") or []:
         attacked = _under(result, group)
         if attacked is None or attacked["vs_baseline"] is None:
@@ -346,8 +348,76 @@ def _gains(summary: dict, group: dict) -> dict[str, tuple[float, bool]]:
         delta = at["accuracy_under_attack_diff_points_mean"]
         spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
         beat = verdict(delta, spread, at["paired_t_p"]) == "beat none"
-        gains[f"under {_label(result)}"] = (delta, beat)
+        gains[f"under {_label(result)}"] = (
+            delta,
+            at["accuracy_under_attack_diff_points_std"],
+            beat,
+        )
     return gains
+
+
+def gain_data(found: dict[str, tuple[dict, dict]]) -> dict:
+    """What a task's figure (gains.py) draws: per method compared with none, in table order, its
+    ``_gains`` rounded as the tables show them; collapsed groups are left out (their Δ would set
+    the scale) and named in "left_out"."""
+    groups, left_out = [], []
+    for name, group, settings in _rows(found):
+        if (
+            group["vs_baseline"] is None
+            or group["vs_baseline"]["dev_accuracy_diff_points_mean"] is None
+        ):
+            continue
+        epsilon = _epsilon(group, settings)
+        label = group["method"] + ("" if epsilon == "—" else f" ε {epsilon}")
+        if group.get("collapsed_seeds"):
+            left_out.append(f"{label} (`{name}`)")
+            continue
+        summary = found[name][0]
+        gains = {
+            where: [round(mean, 2), None if std is None else round(std, 2), beat]
+            for where, (mean, std, beat) in _gains(summary, group).items()
+        }
+        groups.append({"label": label, "folder": name, "seeds": group["seeds"], "gains": gains})
+    return {"groups": groups, "left_out": left_out}
+
+
+def _figure(folder: str, task: str, found: dict[str, tuple[dict, dict]]) -> str:
+    """The markdown of the task's figure, and what it shows; the figure itself is written by
+    ``write_figures`` (update_readme.py) and checked by ``stale_figures``."""
+    data = gain_data(found)
+    caption = (
+        f"Figure ([`{folder}/{gains.FIGURE}`]({folder}/{gains.FIGURE}), drawn from the summaries "
+        f"above): Δ against `{BASELINE}` in points, mean ± std of the paired differences over "
+        f"seeds, clean and under each attack; solid bars beat `{BASELINE}` by the rule above, "
+        "pale ones did not"
+    )
+    if data["left_out"]:
+        caption += f"; left out, collapsed: {', '.join(data['left_out'])}"
+    return f"![{task}: Δ against {BASELINE} per method]({folder}/{gains.FIGURE})\n\n{caption}."
+
+
+def write_figures() -> list[Path]:
+    """Draw every task's figure from its committed summaries; returns the files written."""
+    written = []
+    for folder, task in RESULTS.items():
+        _, found = _committed(folder)
+        if found:
+            path = common.ROOT / folder / gains.FIGURE
+            gains.draw(gain_data(found), f"{task}: Δ against {BASELINE}", path)
+            written.append(path)
+    return written
+
+
+def stale_figures() -> list[str]:
+    """The tasks' figures that are missing or were drawn from other numbers than the committed
+    summaries (the data stored in the PNG differs)."""
+    stale = []
+    for folder in RESULTS:
+        _, found = _committed(folder)
+        path = common.ROOT / folder / gains.FIGURE
+        if found and gains.read(path) != json.loads(json.dumps(gain_data(found))):
+            stale.append(str(path.relative_to(common.ROOT)))
+    return stale
 
 
 def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
@@ -381,10 +451,10 @@ def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
     fgm_name, fgm_summary, _, fgm = fgm_found
     kept, full = _gains(cheap_summary, cheap), _gains(fgm_summary, fgm)
     parts = []
-    for where, (delta, _) in kept.items():
+    for where, (delta, _, _) in kept.items():
         if where not in full:
             continue
-        fgm_delta, fgm_beat = full[where]
+        fgm_delta, _, fgm_beat = full[where]
         share = f" ({100 * delta / fgm_delta:.0f}%)" if fgm_beat else " (FGM did not beat none)"
         parts.append(f"{where} {delta:+.2f} of {fgm_delta:+.2f}{share}")
     return (
@@ -520,6 +590,7 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
         parts.append(attacked)
     parts += [
         "\n".join(sentences),
+        _figure(folder, task, found),
         compute_line(folder, found, counted),
         command,
         _plots(folder, found),
