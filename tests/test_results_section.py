@@ -330,3 +330,14 @@ def test_the_figure_draws_each_method_s_gains_and_leaves_collapsed_groups_out(sc
     (tmp_path / "experiments/task/gp").rmdir()
     _write(tmp_path, "gp", NONE + GP)
     assert script.stale_figures() == ["experiments/task/gains.png"]
+
+
+def test_a_group_with_one_paired_seed_is_not_judged_and_says_so_once(script, tmp_path):
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + GP[:1])
+    text = script.results_section()
+    assert (
+        "- Task, gp ε 1 (`gp`, seeds 0): one paired seed, not judged (no seed spread, no test): "
+        "Δ clean +5.00; under attack: not measured yet." in text
+    )
+    assert "cannot be judged" not in text

@@ -295,7 +295,12 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
             parts = [
                 f"clean accuracy: {_judged(verdict(delta, spread, p), _delta(versus), spread, p)}"
             ]
-            for result in attacks:
+            if len(versus["paired_seeds"] or []) < 2:  # say once that nothing can be judged
+                parts = [_unjudged(summary, group)]
+                attacks_judged = []
+            else:
+                attacks_judged = attacks
+            for result in attacks_judged:
                 attacked = _under(result, group)
                 if attacked is None or attacked["vs_baseline"] is None:
                     continue
@@ -323,6 +328,19 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
                 + "."
             )
     return sentences
+
+
+def _unjudged(summary: dict, group: dict) -> str:
+    """The sentence part of a group paired with none on fewer than two seeds: its Δ, clean and
+    under each attack, without a verdict (no spread, no test)."""
+    shown = [
+        f"{where} {mean:+.2f}"
+        for where, (mean, _, _) in _gains(summary, group).items()
+        if mean is not None
+    ]
+    if not shown:
+        return f"no seed paired with {BASELINE}, not judged"
+    return "one paired seed, not judged (no seed spread, no test): Δ " + ", ".join(shown)
 
 
 def _under(result: dict, group: dict) -> dict | None:
