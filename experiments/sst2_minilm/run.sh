@@ -12,10 +12,11 @@
 #   OUT/fgm_abs      none + FGM eps 0.5 (absolute)                        seeds 0-2
 #   OUT/fgm_rel      FGM eps 0.3 relative (= 0.36 absolute on MiniLM)     seeds 0-2
 #   OUT/gp           gradient penalty eps 1                               seeds 0-2
+#   OUT/fgm_free     FreeFGM eps 0.5, the ~1x-cost FGM (added 2026-12-01)  seeds 0-2
 #   OUT/pgd_freelb   PGD eps 1 in token scope (the popular recipe's; the  seeds 0-2
 #                    library's example scope collapsed on TNEWS, see tnews_e5/PLAN.md) and
 #                    FreeLB eps 1, library defaults otherwise
-# The last three reuse fgm_abs's none runs (symbolic links: same seeds, data and base settings,
+# The others reuse fgm_abs's none runs (symbolic links: same seeds, data and base settings,
 # so the pairing holds). experiments/epsilon_grid reuses these runs too.
 set -euo pipefail
 
@@ -60,6 +61,10 @@ compare gp --methods none,gp --epsilon 1 --seeds $SEEDS
 compare fgm_rel --methods fgm --epsilon 0.3 --epsilon-unit relative --seeds $SEEDS
 link_baseline fgm_rel
 compare fgm_rel --methods none,fgm --epsilon 0.3 --epsilon-unit relative --seeds $SEEDS
+# added 2026-12-01 (issue 14, item 3): what the ~1x-cost FGM keeps of FGM's gain on a second task
+compare fgm_free --methods fgm_free --epsilon 0.5 --seeds $SEEDS
+link_baseline fgm_free
+compare fgm_free --methods none,fgm_free --epsilon 0.5 --seeds $SEEDS
 compare pgd_freelb --methods pgd,freelb --epsilon 1 --scope token --seeds $SEEDS
 link_baseline pgd_freelb
 compare pgd_freelb --methods none,pgd,freelb --epsilon 1 --scope token --seeds $SEEDS
