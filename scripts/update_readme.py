@@ -4,7 +4,8 @@ A generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generat
 and is never typed by hand. Each kind is made by its module in scripts/readme/:
 experiments.py (an experiment's summary.json and compare.json; SECTIONS), results.py (the
 Results section: issue 14's sweeps task by task, and what their PLAN.md plans and is not
-committed yet; each task's figure, drawn by gains.py beside its summaries) and benchmarks.py
+committed yet; its summary at the README's top; each task's figure, drawn by gains.py beside
+its summaries) and benchmarks.py
 (benchmarks/results/<name>.json; BENCHMARKS).
 tests/test_readme_generated.py checks that the README is what this script writes.
 
@@ -20,7 +21,7 @@ import sys
 from readme import common
 from readme.benchmarks import BENCHMARKS, benchmark_section
 from readme.experiments import SECTIONS, section
-from readme.results import results_section, stale_figures, write_figures
+from readme.results import headline_section, results_section, stale_figures, write_figures
 
 
 def render(readme: str) -> str:
@@ -28,6 +29,7 @@ def render(readme: str) -> str:
     texts = {name: lambda folder=folder: section(folder) for name, folder in SECTIONS.items()}
     texts.update({name: lambda name=name: benchmark_section(name) for name in BENCHMARKS})
     texts["results"] = results_section
+    texts["headline"] = headline_section
     for name, text in texts.items():
         begin, end = f"<!-- generated:{name} -->\n", f"<!-- /generated:{name} -->"
         head, found_begin, rest = readme.partition(begin)

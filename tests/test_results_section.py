@@ -341,3 +341,21 @@ def test_a_group_with_one_paired_seed_is_not_judged_and_says_so_once(script, tmp
         "Δ clean +5.00; under attack: not measured yet." in text
     )
     assert "cannot be judged" not in text
+
+
+def test_headline_gives_each_method_s_clean_gain_and_its_range_under_attack(script, tmp_path):
+    collapsed = [_run("gp", 1.0, 0, 15, 300.0)]
+    collapsed[0]["dev_predictions"] = [0] * 20
+    collapsed[0]["dev"] = {"accuracy": 0.5, "macro_f1": 0.33}
+    typo = _typo(_attacked("none", None, 0.40, 0, 0), _attacked("fgm", 0.5, 0.45, 5.0, 0.01))
+    _write(tmp_path, "fgm_abs", NONE + FGM, typo)
+    _write(tmp_path, "gp", NONE[:1] + collapsed)
+    script.HEADLINE = ("experiments/task",)
+    text = script.headline_section()
+    assert (
+        "- Task (`minilm`, 100 training examples, 2 epochs, seeds 0, 1, 2; attacks: typo, "
+        "budget 0.1):\n"
+        "  - fgm ε 0.5 absolute, token scope: +16.67 clean (beat none), +5.00 to +5.00 under "
+        "attack (beat none in 1 of 1 settings)\n"
+        "  - gp ε 1 (seeds 0): collapsed on 1 of 1 seeds\n" in text
+    )

@@ -22,8 +22,10 @@ RESULTS = {
     "experiments/sst2_minilm": "SST-2",
     "experiments/epsilon_grid": "SST-2, epsilon grid",
 }
+HEADLINE = ("experiments/tnews_e5", "experiments/sst2_minilm")  # the tasks the README opens with
 DEVELOPMENT_TASKS = "TNEWS, SST-2 and the demo's reviews"  # issue 14: say which, for the reader
 P_LIMIT = 0.05  # the paired t-test's level in the verdict rule (``verdict``)
+BEAT = f"beat {BASELINE}"  # ``verdict``'s outcome for a method that gained
 # compare.json's shared settings that make a regime: the folders of one task must agree on them
 # (their none runs are linked from one folder, so a pair is only a pair if they do)
 REGIME = (
@@ -52,7 +54,7 @@ def verdict(delta: float | None, spread: float | None, p: float | None) -> str:
     if delta is None or spread is None or p is None:
         return "cannot be judged (fewer than two paired seeds)"
     if p < P_LIMIT and abs(delta) > spread:
-        return "beat none" if delta > 0 else "did not help: worse than none"
+        return BEAT if delta > 0 else "did not help: worse than none"
     return "did not help"
 
 
@@ -349,15 +351,14 @@ def _under(result: dict, group: dict) -> dict | None:
     return next((g for g in result["groups"] if (g["method"], g["epsilon"]) == key), None)
 
 
-def _gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, bool]]:
-    """A group's mean Δ against none (points) and the std of its paired differences, clean
-    ("clean") and under each attack (by its label), each with whether it "beat none" by
-    ``verdict``'s rule."""
+def _gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, str]]:
+    """A group's mean Δ against none (points), the std of its paired differences and
+    ``verdict``'s outcome, clean ("clean") and under each attack (by its label)."""
     versus = group["vs_baseline"]
     spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
     delta = versus["dev_accuracy_diff_points_mean"]
-    beat = verdict(delta, spread, versus["paired_t_p"]) == "beat none"
-    gains = {"clean": (delta, versus["dev_accuracy_diff_points_std"], beat)}
+    outcome = verdict(delta, spread, versus["paired_t_p"])
+    gains = {"clean": (delta, versus["dev_accuracy_diff_points_std"], outcome)}
     for result in (summary.get("robustness") or {}).get("results") or []:
         attacked = _under(result, group)
         if attacked is None or attacked["vs_baseline"] is None:
@@ -365,11 +366,11 @@ def _gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, b
         at = attacked["vs_baseline"]
         delta = at["accuracy_under_attack_diff_points_mean"]
         spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
-        beat = verdict(delta, spread, at["paired_t_p"]) == "beat none"
+        outcome = verdict(delta, spread, at["paired_t_p"])
         gains[f"under {_label(result)}"] = (
             delta,
             at["accuracy_under_attack_diff_points_std"],
-            beat,
+            outcome,
         )
     return gains
 
@@ -392,8 +393,8 @@ def gain_data(found: dict[str, tuple[dict, dict]]) -> dict:
             continue
         summary = found[name][0]
         gains = {
-            where: [round(mean, 2), None if std is None else round(std, 2), beat]
-            for where, (mean, std, beat) in _gains(summary, group).items()
+            where: [round(mean, 2), None if std is None else round(std, 2), outcome == BEAT]
+            for where, (mean, std, outcome) in _gains(summary, group).items()
         }
         groups.append({"label": label, "folder": name, "seeds": group["seeds"], "gains": gains})
     return {"groups": groups, "left_out": left_out}
@@ -472,8 +473,12 @@ def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
     for where, (delta, _, _) in kept.items():
         if where not in full:
             continue
-        fgm_delta, _, fgm_beat = full[where]
-        share = f" ({100 * delta / fgm_delta:.0f}%)" if fgm_beat else " (FGM did not beat none)"
+        fgm_delta, _, fgm_outcome = full[where]
+        share = (
+            f" ({100 * delta / fgm_delta:.0f}%)"
+            if fgm_outcome == BEAT
+            else " (FGM did not beat none)"
+        )
         parts.append(f"{where} {delta:+.2f} of {fgm_delta:+.2f}{share}")
     return (
         f"- {task}, what the ~1x-cost fgm_free ε {cheap['epsilon']:g} (`{cheap_name}`, seeds "
@@ -615,6 +620,76 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
         _pending(planned, found),
     ]
     return "\n\n".join(parts)
+
+
+def _headline_part(summary: dict, settings: dict, group: dict, seeds: list[int]) -> str:
+    """One method's part of a task's headline: clean Δ and verdict, then the range of its Δ
+    under attack and in how many attack settings it beat none (its seeds named where they are
+    not the task's ``seeds``)."""
+    label = f"{group['method']} ε {_epsilon(group, settings)}"
+    if group["seeds"] != seeds:
+        label += f" (seeds {_seeds(group['seeds'])})"
+    if group.get("collapsed_seeds"):
+        collapsed = group["collapsed_seeds"]
+        return f"{label}: collapsed on {len(collapsed)} of {len(group['seeds'])} seeds"
+    if len(group["vs_baseline"]["paired_seeds"] or []) < 2:
+        return f"{label}: one seed, not judged"
+    gains = _gains(summary, group)
+    clean, _, outcome = gains.pop("clean")
+    text = f"{label}: {clean:+.2f} clean ({outcome})"
+    attacked = [(mean, verdict) for mean, _, verdict in gains.values() if mean is not None]
+    if attacked:
+        low, high = min(m for m, _ in attacked), max(m for m, _ in attacked)
+        beat = sum(verdict == BEAT for _, verdict in attacked)
+        text += (
+            f", {low:+.2f} to {high:+.2f} under attack ({BEAT} in {beat} of {len(attacked)} "
+            "settings)"
+        )
+    return text
+
+
+def headline_section() -> str:
+    """The README's summary of the Results near its top (``generated:headline``): per task, the
+    seeds and model, and each method's ``_headline_part``."""
+    stamp = (
+        "<!-- written by scripts/update_readme.py from the Results' summaries; do not edit -->\n"
+    )
+    bullets = []
+    for folder, task in RESULTS.items():
+        if folder not in HEADLINE:
+            continue
+        _, found = _committed(folder)
+        if not found:
+            continue
+        rows = _rows(found)
+        seeds = sorted({s for _, group, _ in rows for s in group["seeds"]})
+        parts, attacks = [], {}
+        for name, group, settings in rows:
+            if group["method"] == BASELINE:
+                continue
+            summary = found[name][0]
+            parts.append(f"  - {_headline_part(summary, settings, group, seeds)}")
+            for result in (summary.get("robustness") or {}).get("results") or []:
+                attacks[_label(result)] = None
+        shared = next(iter(found.values()))[1]["shared"]
+        train = shared["max_train_examples"]
+        regime = f"`{shared['model']}`" + (
+            f" ({shared['layers']} layers)" if shared.get("layers") else ""
+        )
+        regime += ", all training examples" if train is None else f", {train:,} training examples"
+        regime += f", {shared['epochs']} epochs, seeds {_seeds(seeds)}"
+        attacked = f"; attacks: {'; '.join(attacks)}" if attacks else ""
+        bullets.append(f"- {task} ({regime}{attacked}):")
+        bullets += parts
+    if not bullets:
+        return stamp + "No result committed yet (see Results).\n"
+    intro = (
+        "What it bought here, measured in a reduced CPU regime (Δ: accuracy points against "
+        f"`{BASELINE}` on the same "
+        f'seeds, mean over seeds; "{BEAT}" means above `{BASELINE}`\'s seed spread with a '
+        "paired t-test p < 0.05; the tables, figures, commands and compute are under Results):"
+    )
+    return stamp + intro + "\n\n" + "\n".join(bullets) + "\n"
 
 
 def results_section() -> str:
