@@ -674,7 +674,7 @@ def headline_section() -> str:
         shared = next(iter(found.values()))[1]["shared"]
         train = shared["max_train_examples"]
         regime = f"`{shared['model']}`" + (
-            f" ({shared['layers']} layers)" if shared.get("layers") else ""
+            f" (its first {shared['layers']} layers)" if shared.get("layers") else ""
         )
         regime += ", all training examples" if train is None else f", {train:,} training examples"
         regime += f", {shared['epochs']} epochs, seeds {_seeds(seeds)}"
