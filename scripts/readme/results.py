@@ -487,12 +487,18 @@ def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
     )
 
 
-def regime_line(settings: dict) -> str:
-    """The task's regime, from compare.json (the same in all its folders: ``_committed``)."""
-    shared = settings["shared"]
+def _model(shared: dict) -> str:
+    """compare.json's model, with the layers kept where a run cut them."""
     model = f"`{shared['model']}`"
     if shared.get("layers") is not None:
         model += f" (its first {shared['layers']} layers)"
+    return model
+
+
+def regime_line(settings: dict) -> str:
+    """The task's regime, from compare.json (the same in all its folders: ``_committed``)."""
+    shared = settings["shared"]
+    model = _model(shared)
     train, dev = shared["max_train_examples"], shared["max_dev_examples"]
     return (
         f"Regime (`compare.json`): {model}; "
@@ -673,9 +679,7 @@ def headline_section() -> str:
                 attacks[_label(result)] = None
         shared = next(iter(found.values()))[1]["shared"]
         train = shared["max_train_examples"]
-        regime = f"`{shared['model']}`" + (
-            f" (its first {shared['layers']} layers)" if shared.get("layers") else ""
-        )
+        regime = _model(shared)
         regime += ", all training examples" if train is None else f", {train:,} training examples"
         regime += f", {shared['epochs']} epochs, seeds {_seeds(seeds)}"
         attacked = f"; attacks: {'; '.join(attacks)}" if attacks else ""
