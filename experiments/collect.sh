@@ -6,6 +6,8 @@
 # OUT defaults to /work/sweeps/NAME. For every compare folder OUT/<sub>/ that has a summary
 # (written when all of its planned runs are finished), copies summary.json, summary.md,
 # compare.json and the PNG plots to experiments/NAME/<sub>/. Commit them afterwards.
+# A folder whose compare.json is newer than its summary.json is skipped: a compare call on it
+# has started (it writes compare.json first) and not finished, so the two would not match.
 set -euo pipefail
 
 NAME=${1:?usage: collect.sh NAME [OUT]}
@@ -17,6 +19,10 @@ found=0
 for summary in "$OUT"/*/summary.json; do
   [ -f "$summary" ] || continue
   folder=$(dirname "$summary")
+  if [ "$folder/compare.json" -nt "$summary" ]; then
+    echo "skipped $folder: a compare call on it is running or was stopped (compare.json is newer than summary.json)"
+    continue
+  fi
   target="$HERE/$(basename "$folder")"
   mkdir -p "$target"
   cp "$folder"/summary.json "$folder"/summary.md "$folder"/compare.json "$target"/

@@ -359,3 +359,15 @@ def test_headline_gives_each_method_s_clean_gain_and_its_range_under_attack(scri
         "attack (beat none in 1 of 1 settings)\n"
         "  - gp ε 1 (seeds 0): collapsed on 1 of 1 seeds\n" in text
     )
+
+
+def test_no_share_of_a_gain_measured_on_other_seeds(script, tmp_path):
+    plan = tmp_path / "experiments/task/PLAN.md"
+    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+    free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 16), (1, 16))]
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "fgm_free", NONE + free)
+    text = script.results_section()
+    assert "keeps of fgm ε 0.5's gain (`fgm_abs`, seeds 0, 1, 2)" in text
+    assert "(`fgm_free`, seeds 0, 1)" in text
+    assert "clean +7.50 of +16.67 (no ratio: other seeds)" in text

@@ -443,7 +443,8 @@ def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
     """Issue 14, item 3: what the ~1x-cost FreeFGM keeps of FGM's gain at the same epsilon (FGM
     in its absolute unit and token scope, FreeFGM's only semantics): both mean Δ, clean and
     under each attack, and their ratio where FGM's own gain beat none (elsewhere a ratio of two
-    noisy numbers would say nothing). None without both in the task's summaries."""
+    noisy numbers would say nothing) and both ran on the same seeds. None without both in the
+    task's summaries."""
     paired = [
         (name, summary, settings, group)
         for name, (summary, settings) in found.items()
@@ -469,16 +470,18 @@ def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
         return None
     fgm_name, fgm_summary, _, fgm = fgm_found
     kept, full = _gains(cheap_summary, cheap), _gains(fgm_summary, fgm)
+    same_seeds = cheap["seeds"] == fgm["seeds"]  # else two means over other seeds: no ratio
     parts = []
     for where, (delta, _, _) in kept.items():
         if where not in full:
             continue
         fgm_delta, _, fgm_outcome = full[where]
-        share = (
-            f" ({100 * delta / fgm_delta:.0f}%)"
-            if fgm_outcome == BEAT
-            else " (FGM did not beat none)"
-        )
+        if not same_seeds:
+            share = " (no ratio: other seeds)"
+        elif fgm_outcome == BEAT:
+            share = f" ({100 * delta / fgm_delta:.0f}%)"
+        else:
+            share = " (FGM did not beat none)"
         parts.append(f"{where} {delta:+.2f} of {fgm_delta:+.2f}{share}")
     return (
         f"- {task}, what the ~1x-cost fgm_free ε {cheap['epsilon']:g} (`{cheap_name}`, seeds "
