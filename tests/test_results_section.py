@@ -96,6 +96,17 @@ FGM = [_run("fgm", 0.5, s, c, 200.0) for s, c in ((0, 17), (1, 18), (2, 20))]  #
 GP = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]  # Δ 5, 0, 5
 
 
+def _collapsed(run: dict) -> dict:
+    """``run`` with its best model predicting one class for all of dev."""
+    return {**run, "dev_predictions": [0] * 20, "dev": {"accuracy": 0.5, "macro_f1": 0.33}}
+
+
+def _plan_fgm_free(root: Path) -> None:
+    """The task's PLAN.md with an fgm_free folder planned before gp."""
+    plan = root / "experiments/task/PLAN.md"
+    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+
+
 def _write(root: Path, name: str, runs: list[dict], robustness: dict | None = None, **shared):
     """A compare folder as collect.sh copies it: summary.json and compare.json."""
     from advnlp.experiment.report import _run_entry, summarize
@@ -179,9 +190,7 @@ def test_sentences_follow_the_rule_clean_and_under_attack(script, tmp_path):
 
 
 def test_a_collapsed_seed_is_said_in_the_sentence(script, tmp_path):
-    collapsed = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]
-    collapsed[1]["dev_predictions"] = [0] * 20  # one class for all of dev
-    collapsed[1]["dev"] = {"accuracy": 0.5, "macro_f1": 0.33}
+    collapsed = [*GP[:1], _collapsed(GP[1]), *GP[2:]]
     _write(tmp_path, "fgm_abs", NONE + FGM)
     _write(tmp_path, "gp", NONE + collapsed)
     text = script.results_section()
@@ -193,8 +202,7 @@ def test_a_collapsed_seed_is_said_in_the_sentence(script, tmp_path):
 
 
 def test_what_fgm_free_keeps_of_fgm_s_gain(script, tmp_path):
-    plan = tmp_path / "experiments/task/PLAN.md"
-    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+    _plan_fgm_free(tmp_path)
     free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 16), (1, 16), (2, 18))]
     typo = _typo(
         _attacked("none", None, 0.40, 0, 0),
@@ -212,8 +220,7 @@ def test_what_fgm_free_keeps_of_fgm_s_gain(script, tmp_path):
 
 
 def test_no_share_of_a_gain_fgm_did_not_have(script, tmp_path):
-    plan = tmp_path / "experiments/task/PLAN.md"
-    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+    _plan_fgm_free(tmp_path)
     weak = [_run("fgm", 0.5, s, c, 200.0) for s, c in ((0, 15), (1, 15), (2, 17))]  # p 0.18
     free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 15), (1, 16), (2, 16))]
     _write(tmp_path, "fgm_abs", NONE + weak)
@@ -298,9 +305,7 @@ def test_compute_adds_the_measured_time_where_runs_recorded_it(script, tmp_path)
 
 def test_the_figure_draws_each_method_s_gains_and_leaves_collapsed_groups_out(script, tmp_path):
     pytest.importorskip("matplotlib")
-    collapsed = [_run("gp", 1.0, s, c, 300.0) for s, c in ((0, 15), (1, 15), (2, 17))]
-    collapsed[1]["dev_predictions"] = [0] * 20
-    collapsed[1]["dev"] = {"accuracy": 0.5, "macro_f1": 0.33}
+    collapsed = [*GP[:1], _collapsed(GP[1]), *GP[2:]]
     typo = _typo(_attacked("none", None, 0.40, 0, 0), _attacked("fgm", 0.5, 0.45, 5.0, 0.01))
     _write(tmp_path, "fgm_abs", NONE + FGM, typo)
     _write(tmp_path, "gp", NONE + collapsed)
@@ -344,9 +349,7 @@ def test_a_group_with_one_paired_seed_is_not_judged_and_says_so_once(script, tmp
 
 
 def test_headline_gives_each_method_s_clean_gain_and_its_range_under_attack(script, tmp_path):
-    collapsed = [_run("gp", 1.0, 0, 15, 300.0)]
-    collapsed[0]["dev_predictions"] = [0] * 20
-    collapsed[0]["dev"] = {"accuracy": 0.5, "macro_f1": 0.33}
+    collapsed = [_collapsed(GP[0])]
     typo = _typo(_attacked("none", None, 0.40, 0, 0), _attacked("fgm", 0.5, 0.45, 5.0, 0.01))
     _write(tmp_path, "fgm_abs", NONE + FGM, typo)
     _write(tmp_path, "gp", NONE[:1] + collapsed)
@@ -362,8 +365,7 @@ def test_headline_gives_each_method_s_clean_gain_and_its_range_under_attack(scri
 
 
 def test_no_share_of_a_gain_measured_on_other_seeds(script, tmp_path):
-    plan = tmp_path / "experiments/task/PLAN.md"
-    plan.write_text(PLAN.replace("| `gp` |", "| `fgm_free` | FreeFGM | 0.5 | 0-2 |\n| `gp` |"))
+    _plan_fgm_free(tmp_path)
     free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 16), (1, 16))]
     _write(tmp_path, "fgm_abs", NONE + FGM)
     _write(tmp_path, "fgm_free", NONE + free)
