@@ -5,8 +5,7 @@ and is never typed by hand. Each kind is made by its module in scripts/readme/:
 experiments.py (an experiment's summary.json and compare.json; SECTIONS), results.py (the
 Results section: issue 14's sweeps task by task, and what their PLAN.md plans and is not
 committed yet; its summary at the README's top; each task's figure, drawn by gains.py beside
-its summaries) and benchmarks.py
-(benchmarks/results/<name>.json; BENCHMARKS).
+its summaries) and benchmarks.py (benchmarks/results/<name>.json; BENCHMARKS).
 tests/test_readme_generated.py checks that the README is what this script writes.
 
     python scripts/update_readme.py           # rewrite README.md

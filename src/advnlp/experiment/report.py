@@ -262,7 +262,7 @@ def _hardware_notes(groups: list[dict[str, Any]], base: dict[str, Any] | None) -
         f"Step time vs {BASELINE} not shown for {group_label(g['method'], g['epsilon'])}: its runs "
         f"ran on {_machines(g)}, {BASELINE}'s on {_machines(base)}"
         for g in groups
-        if base is not None and g is not base and not _same_hardware(g, base)
+        if g is not base and not _same_hardware(g, base)
     ]
     return ["", *notes] if notes else []
 
