@@ -185,6 +185,12 @@ def _hyperparameters(group: dict, settings: dict) -> dict:
     return {key: chosen.get(key, value) for key, value in defaults.items()}
 
 
+def _method_label(group: dict, settings: dict) -> str:
+    """ "fgm ε 0.5 absolute, token scope": the method with its ``_epsilon`` (none: the name)."""
+    epsilon = _epsilon(group, settings)
+    return group["method"] + ("" if epsilon == "—" else f" ε {epsilon}")
+
+
 def _mcnemar(versus: dict) -> str:
     """ "b/c, p" of a vs_baseline's McNemar test, "—" without one."""
     test = versus.get("mcnemar") or {}
@@ -322,8 +328,7 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
                     f"seeds ({_seeds(group['collapsed_seeds'])}): the best model predicts one "
                     f"class for >= {100 * share:.0f}% of dev",
                 )
-            epsilon = _epsilon(group, settings)
-            label = group["method"] + ("" if epsilon == "—" else f" ε {epsilon}")
+            label = _method_label(group, settings)
             sentences.append(
                 f"- {task}, {label} (`{name}`, seeds {_seeds(group['seeds'])}): "
                 + "; ".join(parts)
@@ -386,8 +391,7 @@ def gain_data(found: dict[str, tuple[dict, dict]]) -> dict:
             or group["vs_baseline"]["dev_accuracy_diff_points_mean"] is None
         ):
             continue
-        epsilon = _epsilon(group, settings)
-        label = group["method"] + ("" if epsilon == "—" else f" ε {epsilon}")
+        label = _method_label(group, settings)
         if group.get("collapsed_seeds"):
             left_out.append(f"{label} (`{name}`)")
             continue
@@ -635,7 +639,7 @@ def _headline_part(summary: dict, settings: dict, group: dict, seeds: list[int])
     """One method's part of a task's headline: clean Δ and verdict, then the range of its Δ
     under attack and in how many attack settings it beat none (its seeds named where they are
     not the task's ``seeds``)."""
-    label = f"{group['method']} ε {_epsilon(group, settings)}"
+    label = _method_label(group, settings)
     if group["seeds"] != seeds:
         label += f" (seeds {_seeds(group['seeds'])})"
     if group.get("collapsed_seeds"):
@@ -694,7 +698,8 @@ def headline_section() -> str:
         "What it bought here, measured in a reduced CPU regime (Δ: accuracy points against "
         f"`{BASELINE}` on the same "
         f'seeds, mean over seeds; "{BEAT}" means above `{BASELINE}`\'s seed spread with a '
-        "paired t-test p < 0.05; the tables, figures, commands and compute are under Results):"
+        f"paired t-test p < {P_LIMIT:g}; the tables, figures, commands and compute are under "
+        "Results):"
     )
     return stamp + intro + "\n\n" + "\n".join(bullets) + "\n"
 
