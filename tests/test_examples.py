@@ -46,8 +46,10 @@ def test_demo_with_small_settings(tmp_path, capsys):
         "none,fgm",
         "--epsilon",
         "0.1",
+        "--max-length",
+        "32",
         "--attack-examples",  # the default attacks, on few reviews (test_demo.py: all of them)
-        "10",
+        "5",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
