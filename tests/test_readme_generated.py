@@ -32,7 +32,7 @@ def _summary_folders() -> list[str]:
     planned = [
         f"{folder}/{name}"
         for folder in results.RESULTS
-        for name in results.planned_folders(ROOT / folder / "PLAN.md")
+        for name in scripts.readme("committed").planned_folders(ROOT / folder / "PLAN.md")
     ]
     return sorted(experiments.SECTIONS.values()) + planned
 

@@ -151,7 +151,7 @@ def _typo(*groups: dict) -> dict:
 
 
 def test_verdict_rule():
-    module = scripts.readme("results")
+    module = scripts.readme("findings")
     assert module.verdict(6.0, 5.0, 0.01) == "beat none"
     assert module.verdict(4.0, 5.0, 0.01) == "did not help"  # inside the seed spread
     assert module.verdict(6.0, 5.0, 0.2) == "did not help"  # not significant
@@ -160,7 +160,7 @@ def test_verdict_rule():
 
 
 def test_epsilon_names_its_unit_and_scope_from_compare_json_or_the_default():
-    epsilon = scripts.readme("results")._epsilon
+    epsilon = scripts.readme("labels").epsilon_text
     pgd, token = {"method": "pgd", "epsilon": 1.0}, {"hyperparameters": {"scope": "token"}}
     assert epsilon(pgd, {"shared": {}}) == "1 absolute, example scope"  # PGD's default
     assert epsilon(pgd, {"shared": token}) == "1 absolute, token scope"
@@ -348,12 +348,14 @@ def test_a_group_with_one_paired_seed_is_not_judged_and_says_so_once(script, tmp
     assert "cannot be judged" not in text
 
 
-def test_headline_gives_each_method_s_clean_gain_and_its_range_under_attack(script, tmp_path):
+def test_headline_gives_each_method_s_clean_gain_and_its_range_under_attack(
+    script, tmp_path, monkeypatch
+):
     collapsed = [_collapsed(GP[0])]
     typo = _typo(_attacked("none", None, 0.40, 0, 0), _attacked("fgm", 0.5, 0.45, 5.0, 0.01))
     _write(tmp_path, "fgm_abs", NONE + FGM, typo)
     _write(tmp_path, "gp", NONE[:1] + collapsed)
-    script.HEADLINE = ("experiments/task",)
+    monkeypatch.setattr(script, "HEADLINE", ("experiments/task",))
     text = script.headline_section()
     assert (
         "- Task (`minilm`, 100 training examples, 2 epochs, seeds 0, 1, 2; attacks: typo, "

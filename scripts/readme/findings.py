@@ -1,0 +1,208 @@
+"""What the Results section concludes: the verdict rule ("beat none" or not, clean and under each
+attack), a method's gains against none, and the sentences and headline parts built on them."""
+
+from __future__ import annotations
+
+from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p
+
+from .common import _attack_delta
+from .labels import attack_label, chosen_hyperparameters, method_label, seed_text
+
+P_LIMIT = 0.05  # the paired t-test's level in the verdict rule (``verdict``)
+BEAT = f"beat {BASELINE}"  # ``verdict``'s outcome for a method that gained
+
+
+def verdict(delta: float | None, spread: float | None, p: float | None) -> str:
+    """The rule behind the Results section's sentences: a method "beat none" when its mean Δ
+    (points) is above none's std over the same seeds (points, the seed spread) and the paired
+    t-test over those seeds gives p < P_LIMIT; it was worse when both hold the other way; any
+    other case "did not help". Without a spread or a p (one seed) nothing can be said."""
+    if delta is None or spread is None or p is None:
+        return "cannot be judged (fewer than two paired seeds)"
+    if p < P_LIMIT and abs(delta) > spread:
+        return BEAT if delta > 0 else "did not help: worse than none"
+    return "did not help"
+
+
+def _baseline(groups: list[dict]) -> dict | None:
+    return next((g for g in groups if g["method"] == BASELINE and g["epsilon"] is None), None)
+
+
+def _spread(group: dict | None, key: str) -> float | None:
+    """none's std over its seeds, in points (None without none or with one seed)."""
+    return None if group is None or group[key] is None else 100 * group[key]
+
+
+def _judged(outcome: str, shown: str, spread: float | None, p: float | None) -> str:
+    spread_text = "—" if spread is None else f"{spread:.2f}"
+    return f"{outcome} (Δ {shown} points, {BASELINE}'s std {spread_text}, paired t p {_p(p)})"
+
+
+def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
+    """One sentence per method of the task: ``verdict`` on clean accuracy and under each attack."""
+    sentences = []
+    for name, (summary, settings) in found.items():
+        spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
+        attacks = (summary.get("robustness") or {}).get("results") or []
+        for group in summary["groups"]:
+            versus = group["vs_baseline"]
+            if versus is None:
+                continue
+            delta, p = versus["dev_accuracy_diff_points_mean"], versus["paired_t_p"]
+            parts = [
+                f"clean accuracy: {_judged(verdict(delta, spread, p), _delta(versus), spread, p)}"
+            ]
+            if len(versus["paired_seeds"] or []) < 2:  # say once that nothing can be judged
+                parts = [_unjudged(summary, group)]
+                attacks_judged = []
+            else:
+                attacks_judged = attacks
+            for result in attacks_judged:
+                attacked = _under(result, group)
+                if attacked is None or attacked["vs_baseline"] is None:
+                    continue
+                at = attacked["vs_baseline"]
+                delta = at["accuracy_under_attack_diff_points_mean"]
+                at_spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
+                outcome = verdict(delta, at_spread, at["paired_t_p"])
+                judged = _judged(outcome, _attack_delta(at), at_spread, at["paired_t_p"])
+                parts.append(f"under {attack_label(result)}: {judged}")
+            if not attacks:
+                parts.append("under attack: not measured yet")
+            if group.get("collapsed_seeds"):  # say it in words, not only in the table's column
+                share = summary.get("collapse_share", COLLAPSE_SHARE)
+                parts.insert(
+                    0,
+                    f"collapsed on {len(group['collapsed_seeds'])} of {len(group['seeds'])} "
+                    f"seeds ({seed_text(group['collapsed_seeds'])}): the best model predicts one "
+                    f"class for >= {100 * share:.0f}% of dev",
+                )
+            label = method_label(group, settings)
+            sentences.append(
+                f"- {task}, {label} (`{name}`, seeds {seed_text(group['seeds'])}): "
+                + "; ".join(parts)
+                + "."
+            )
+    return sentences
+
+
+def _unjudged(summary: dict, group: dict) -> str:
+    """The sentence part of a group paired with none on fewer than two seeds: its Δ, clean and
+    under each attack, without a verdict (no spread, no test)."""
+    shown = [
+        f"{where} {mean:+.2f}"
+        for where, (mean, _, _) in method_gains(summary, group).items()
+        if mean is not None
+    ]
+    if not shown:
+        return f"no seed paired with {BASELINE}, not judged"
+    return "one paired seed, not judged (no seed spread, no test): Δ " + ", ".join(shown)
+
+
+def _under(result: dict, group: dict) -> dict | None:
+    """The group of the same method and epsilon in one attack setting's result, if any."""
+    key = (group["method"], group["epsilon"])
+    return next((g for g in result["groups"] if (g["method"], g["epsilon"]) == key), None)
+
+
+def method_gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, str]]:
+    """A group's mean Δ against none (points), the std of its paired differences and
+    ``verdict``'s outcome, clean ("clean") and under each attack (by its label)."""
+    versus = group["vs_baseline"]
+    spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
+    delta = versus["dev_accuracy_diff_points_mean"]
+    outcome = verdict(delta, spread, versus["paired_t_p"])
+    gains = {"clean": (delta, versus["dev_accuracy_diff_points_std"], outcome)}
+    for result in (summary.get("robustness") or {}).get("results") or []:
+        attacked = _under(result, group)
+        if attacked is None or attacked["vs_baseline"] is None:
+            continue
+        at = attacked["vs_baseline"]
+        delta = at["accuracy_under_attack_diff_points_mean"]
+        spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
+        outcome = verdict(delta, spread, at["paired_t_p"])
+        gains[f"under {attack_label(result)}"] = (
+            delta,
+            at["accuracy_under_attack_diff_points_std"],
+            outcome,
+        )
+    return gains
+
+
+def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
+    """Issue 14, item 3: what the ~1x-cost FreeFGM keeps of FGM's gain at the same epsilon (FGM
+    in its absolute unit and token scope, FreeFGM's only semantics): both mean Δ, clean and
+    under each attack, and their ratio where FGM's own gain beat none (elsewhere a ratio of two
+    noisy numbers would say nothing) and both ran on the same seeds. None without both in the
+    task's summaries."""
+    paired = [
+        (name, summary, settings, group)
+        for name, (summary, settings) in found.items()
+        for group in summary["groups"]
+        if group["vs_baseline"] is not None and group["vs_baseline"]["paired_seeds"] is not None
+    ]
+    cheap_found = next((p for p in paired if p[3]["method"] == "fgm_free"), None)
+    if cheap_found is None:
+        return None
+    cheap_name, cheap_summary, _, cheap = cheap_found
+    fgm_found = next(
+        (
+            p
+            for p in paired
+            if p[3]["method"] == "fgm"
+            and p[3]["epsilon"] == cheap["epsilon"]
+            and chosen_hyperparameters(p[3], p[2]).get("scope") == "token"
+            and chosen_hyperparameters(p[3], p[2]).get("epsilon_unit") == "absolute"
+        ),
+        None,
+    )
+    if fgm_found is None:
+        return None
+    fgm_name, fgm_summary, _, fgm = fgm_found
+    kept, full = method_gains(cheap_summary, cheap), method_gains(fgm_summary, fgm)
+    same_seeds = cheap["seeds"] == fgm["seeds"]  # else two means over other seeds: no ratio
+    parts = []
+    for where, (delta, _, _) in kept.items():
+        if where not in full:
+            continue
+        fgm_delta, _, fgm_outcome = full[where]
+        if not same_seeds:
+            share = " (no ratio: other seeds)"
+        elif fgm_outcome == BEAT:
+            share = f" ({100 * delta / fgm_delta:.0f}%)"
+        else:
+            share = " (FGM did not beat none)"
+        parts.append(f"{where} {delta:+.2f} of {fgm_delta:+.2f}{share}")
+    return (
+        f"- {task}, what the ~1x-cost fgm_free ε {cheap['epsilon']:g} (`{cheap_name}`, seeds "
+        f"{seed_text(cheap['seeds'])}) keeps of fgm ε {fgm['epsilon']:g}'s gain (`{fgm_name}`, "
+        f"seeds {seed_text(fgm['seeds'])}), mean Δ against none in points: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def headline_part(summary: dict, settings: dict, group: dict, seeds: list[int]) -> str:
+    """One method's part of a task's headline: clean Δ and verdict, then the range of its Δ
+    under attack and in how many attack settings it beat none (its seeds named where they are
+    not the task's ``seeds``)."""
+    label = method_label(group, settings)
+    if group["seeds"] != seeds:
+        label += f" (seeds {seed_text(group['seeds'])})"
+    if group.get("collapsed_seeds"):
+        collapsed = group["collapsed_seeds"]
+        return f"{label}: collapsed on {len(collapsed)} of {len(group['seeds'])} seeds"
+    if len(group["vs_baseline"]["paired_seeds"] or []) < 2:
+        return f"{label}: one seed, not judged"
+    gains = method_gains(summary, group)
+    clean, _, outcome = gains.pop("clean")
+    text = f"{label}: {clean:+.2f} clean ({outcome})"
+    attacked = [(mean, verdict) for mean, _, verdict in gains.values() if mean is not None]
+    if attacked:
+        low, high = min(m for m, _ in attacked), max(m for m, _ in attacked)
+        beat = sum(verdict == BEAT for _, verdict in attacked)
+        text += (
+            f", {low:+.2f} to {high:+.2f} under attack ({BEAT} in {beat} of {len(attacked)} "
+            "settings)"
+        )
+    return text
