@@ -3,6 +3,8 @@ attack), a method's gains against none, and the sentences and headline parts bui
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p
 
 from .common import _attack_delta
@@ -38,35 +40,74 @@ def _judged(outcome: str, shown: str, spread: float | None, p: float | None) -> 
     return f"{outcome} (Δ {shown} points, {BASELINE}'s std {spread_text}, paired t p {_p(p)})"
 
 
+class Comparison(NamedTuple):
+    """A group against none in one setting: clean or under one attack."""
+
+    where: str  # "clean" or "under <attack label>"
+    delta: float | None  # mean Δ over the paired seeds, points
+    std: float | None  # std of the paired differences, points
+    spread: float | None  # none's std over its seeds in this setting, points
+    p: float | None  # paired t-test
+    shown: str  # the Δ as the tables show it
+
+
+def comparisons(summary: dict, group: dict) -> list[Comparison]:
+    """The group against none, clean and under each attack setting it was measured in."""
+    versus = group["vs_baseline"]
+    found = [
+        Comparison(
+            "clean",
+            versus["dev_accuracy_diff_points_mean"],
+            versus["dev_accuracy_diff_points_std"],
+            _spread(_baseline(summary["groups"]), "dev_accuracy_std"),
+            versus["paired_t_p"],
+            _delta(versus),
+        )
+    ]
+    for result in (summary.get("robustness") or {}).get("results") or []:
+        attacked = _under(result, group)
+        if attacked is None or attacked["vs_baseline"] is None:
+            continue
+        at = attacked["vs_baseline"]
+        found.append(
+            Comparison(
+                f"under {attack_label(result)}",
+                at["accuracy_under_attack_diff_points_mean"],
+                at["accuracy_under_attack_diff_points_std"],
+                _spread(_baseline(result["groups"]), "accuracy_under_attack_std"),
+                at["paired_t_p"],
+                _attack_delta(at),
+            )
+        )
+    return found
+
+
+def method_gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, str]]:
+    """A group's mean Δ against none (points), the std of its paired differences and
+    ``verdict``'s outcome, clean ("clean") and under each attack (by its label)."""
+    return {
+        c.where: (c.delta, c.std, verdict(c.delta, c.spread, c.p))
+        for c in comparisons(summary, group)
+    }
+
+
 def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
     """One sentence per method of the task: ``verdict`` on clean accuracy and under each attack."""
     sentences = []
     for name, (summary, settings) in found.items():
-        spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
         attacks = (summary.get("robustness") or {}).get("results") or []
         for group in summary["groups"]:
             versus = group["vs_baseline"]
             if versus is None:
                 continue
-            delta, p = versus["dev_accuracy_diff_points_mean"], versus["paired_t_p"]
-            parts = [
-                f"clean accuracy: {_judged(verdict(delta, spread, p), _delta(versus), spread, p)}"
-            ]
             if len(versus["paired_seeds"] or []) < 2:  # say once that nothing can be judged
                 parts = [_unjudged(summary, group)]
-                attacks_judged = []
             else:
-                attacks_judged = attacks
-            for result in attacks_judged:
-                attacked = _under(result, group)
-                if attacked is None or attacked["vs_baseline"] is None:
-                    continue
-                at = attacked["vs_baseline"]
-                delta = at["accuracy_under_attack_diff_points_mean"]
-                at_spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
-                outcome = verdict(delta, at_spread, at["paired_t_p"])
-                judged = _judged(outcome, _attack_delta(at), at_spread, at["paired_t_p"])
-                parts.append(f"under {attack_label(result)}: {judged}")
+                parts = [
+                    f"{'clean accuracy' if c.where == 'clean' else c.where}: "
+                    + _judged(verdict(c.delta, c.spread, c.p), c.shown, c.spread, c.p)
+                    for c in comparisons(summary, group)
+                ]
             if not attacks:
                 parts.append("under attack: not measured yet")
             if group.get("collapsed_seeds"):  # say it in words, not only in the table's column
@@ -89,11 +130,8 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
 def _unjudged(summary: dict, group: dict) -> str:
     """The sentence part of a group paired with none on fewer than two seeds: its Δ, clean and
     under each attack, without a verdict (no spread, no test)."""
-    shown = [
-        f"{where} {mean:+.2f}"
-        for where, (mean, _, _) in method_gains(summary, group).items()
-        if mean is not None
-    ]
+    compared = comparisons(summary, group)
+    shown = [f"{c.where} {c.delta:+.2f}" for c in compared if c.delta is not None]
     if not shown:
         return f"no seed paired with {BASELINE}, not judged"
     return "one paired seed, not judged (no seed spread, no test): Δ " + ", ".join(shown)
@@ -103,30 +141,6 @@ def _under(result: dict, group: dict) -> dict | None:
     """The group of the same method and epsilon in one attack setting's result, if any."""
     key = (group["method"], group["epsilon"])
     return next((g for g in result["groups"] if (g["method"], g["epsilon"]) == key), None)
-
-
-def method_gains(summary: dict, group: dict) -> dict[str, tuple[float, float | None, str]]:
-    """A group's mean Δ against none (points), the std of its paired differences and
-    ``verdict``'s outcome, clean ("clean") and under each attack (by its label)."""
-    versus = group["vs_baseline"]
-    spread = _spread(_baseline(summary["groups"]), "dev_accuracy_std")
-    delta = versus["dev_accuracy_diff_points_mean"]
-    outcome = verdict(delta, spread, versus["paired_t_p"])
-    gains = {"clean": (delta, versus["dev_accuracy_diff_points_std"], outcome)}
-    for result in (summary.get("robustness") or {}).get("results") or []:
-        attacked = _under(result, group)
-        if attacked is None or attacked["vs_baseline"] is None:
-            continue
-        at = attacked["vs_baseline"]
-        delta = at["accuracy_under_attack_diff_points_mean"]
-        spread = _spread(_baseline(result["groups"]), "accuracy_under_attack_std")
-        outcome = verdict(delta, spread, at["paired_t_p"])
-        gains[f"under {attack_label(result)}"] = (
-            delta,
-            at["accuracy_under_attack_diff_points_std"],
-            outcome,
-        )
-    return gains
 
 
 def kept_sentence(task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
