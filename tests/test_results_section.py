@@ -375,3 +375,24 @@ def test_no_share_of_a_gain_measured_on_other_seeds(script, tmp_path):
     assert "keeps of fgm ε 0.5's gain (`fgm_abs`, seeds 0, 1, 2)" in text
     assert "(`fgm_free`, seeds 0, 1)" in text
     assert "clean +7.50 of +16.67 (no ratio: other seeds)" in text
+
+
+def test_a_grid_shows_its_curves_against_epsilon(script, tmp_path, monkeypatch):
+    """A task in CURVES shows each folder's committed plots against epsilon as images; another
+    task only links its plots."""
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + GP)
+    (tmp_path / "experiments/task/fgm_abs/accuracy_vs_epsilon.png").write_bytes(b"png")
+    (tmp_path / "experiments/task/gp/accuracy_vs_epsilon.png").write_bytes(b"png")
+    (tmp_path / "experiments/task/gp/attack_vs_epsilon.png").write_bytes(b"png")
+    image = "![Task, gp: accuracy vs epsilon](experiments/task/gp/accuracy_vs_epsilon.png)"
+    assert image not in script.results_section()
+    curves = ("accuracy_vs_epsilon.png", "attack_vs_epsilon.png")
+    monkeypatch.setattr(script, "CURVES", {"experiments/task": curves})
+    images = [line for line in script.results_section().splitlines() if line.startswith("![")]
+    assert images[1:] == [
+        "![Task, fgm_abs: accuracy vs epsilon](experiments/task/fgm_abs/accuracy_vs_epsilon.png)",
+        image,
+        "![Task, gp: attack vs epsilon](experiments/task/gp/attack_vs_epsilon.png)",
+    ]
+    assert images[0].startswith("![Task: Δ against none per method]")  # the gains figure first

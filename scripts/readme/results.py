@@ -26,6 +26,9 @@ RESULTS = {
     "experiments/epsilon_grid": "SST-2, epsilon grid",
 }
 HEADLINE = ("experiments/tnews_e5", "experiments/sst2_minilm")  # the tasks the README opens with
+# Grids over epsilon: their compare plots against epsilon (where the gain peaks, where it
+# collapses) are shown in the section, not only linked
+CURVES = {"experiments/epsilon_grid": ("accuracy_vs_epsilon.png", "attack_vs_epsilon.png")}
 DEVELOPMENT_TASKS = "TNEWS, SST-2 and the demo's reviews"  # issue 14: say which, for the reader
 
 
@@ -245,6 +248,18 @@ def _command(folder: str) -> str:
     return "\n".join(commands)
 
 
+def _curves(folder: str, task: str, found: dict[str, tuple[dict, dict]]) -> str | None:
+    """A grid's plots against epsilon (CURVES), one image per compare folder and plot; None
+    for a task that is not a grid or has none of them committed."""
+    images = [
+        f"![{task}, {name}: {png[:-4].replace('_', ' ')}]({folder}/{name}/{png})"
+        for name in found
+        for png in CURVES.get(folder, ())
+        if (common.ROOT / folder / name / png).exists()
+    ]
+    return "\n\n".join(images) or None
+
+
 def _plots(folder: str, found: dict[str, tuple[dict, dict]]) -> str:
     links = [
         f"[{name}/{png.stem}]({folder}/{name}/{png.name})"
@@ -288,9 +303,11 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
     attacked = results_attack_table(found)
     if attacked is not None:
         parts.append(attacked)
+    parts += ["\n".join(sentences), _figure(folder, task, found)]
+    curves = _curves(folder, task, found)
+    if curves is not None:
+        parts.append(curves)
     parts += [
-        "\n".join(sentences),
-        _figure(folder, task, found),
         compute_line(folder, found, counted),
         command,
         _plots(folder, found),
