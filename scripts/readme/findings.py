@@ -211,10 +211,10 @@ def headline_part(summary: dict, settings: dict, group: dict, seeds: list[int]) 
     gains = method_gains(summary, group)
     clean, _, outcome = gains.pop("clean")
     text = f"{label}: {clean:+.2f} clean ({outcome})"
-    attacked = [(mean, verdict) for mean, _, verdict in gains.values() if mean is not None]
+    attacked = [(mean, judged) for mean, _, judged in gains.values() if mean is not None]
     if attacked:
         low, high = min(m for m, _ in attacked), max(m for m, _ in attacked)
-        beat = sum(verdict == BEAT for _, verdict in attacked)
+        beat = sum(judged == BEAT for _, judged in attacked)
         text += (
             f", {low:+.2f} to {high:+.2f} under attack ({BEAT} in {beat} of {len(attacked)} "
             "settings)"
