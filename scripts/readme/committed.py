@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from advnlp.experiment.report import BASELINE
+from advnlp.robustness.compare import result_label
 
 from . import common
-from .labels import attack_label
 
 # compare.json's shared settings that make a regime: the folders of one task must agree on them
 # (their none runs are linked from one folder, so a pair is only a pair if they do)
@@ -112,7 +112,7 @@ def check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
                     f"({seen[1]}) and {name} ({record}): not the same run"
                 )
         robustness = (summary.get("robustness") or {}).get("results") or []
-        labels = [(None, summary["groups"])] + [(attack_label(r), r["groups"]) for r in robustness]
+        labels = [(None, summary["groups"])] + [(result_label(r), r["groups"]) for r in robustness]
         for label, members in labels:
             for group in members:
                 if group["method"] != BASELINE:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p
+from advnlp.robustness.compare import result_label
 
 from .common import _attack_delta
-from .labels import attack_label, chosen_hyperparameters, method_label, seed_text
+from .labels import chosen_hyperparameters, method_label, seed_text
 
 P_LIMIT = 0.05  # the paired t-test's level in the verdict rule (``verdict``)
 BEAT = f"beat {BASELINE}"  # ``verdict``'s outcome for a method that gained
@@ -71,7 +72,7 @@ def comparisons(summary: dict, group: dict) -> list[Comparison]:
         at = attacked["vs_baseline"]
         found.append(
             Comparison(
-                f"under {attack_label(result)}",
+                f"under {result_label(result)}",
                 at["accuracy_under_attack_diff_points_mean"],
                 at["accuracy_under_attack_diff_points_std"],
                 _spread(_baseline(result["groups"]), "accuracy_under_attack_std"),

@@ -1,14 +1,8 @@
-"""How the Results section names what it shows: an attack setting, a method with its epsilon
-(unit and scope from compare.json or the method's default), a list of seeds."""
+"""How the Results section names what it shows: a method with its epsilon (unit and scope from
+compare.json or the method's default), a list of seeds. An attack setting is named by
+advnlp.robustness.compare.result_label."""
 
 from __future__ import annotations
-
-
-def attack_label(result: dict) -> str:
-    """ "typo, budget 0.1": one attack setting of a summary's robustness results."""
-    from advnlp.robustness.compare import result_label
-
-    return result_label(result)
 
 
 def epsilon_text(group: dict, settings: dict) -> str:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from advnlp.experiment.environment import hardware_label
 from advnlp.experiment.report import BASELINE, _delta, _p, _percent
+from advnlp.robustness.compare import result_label
 
 from . import common, gains
 from .committed import check_baselines, shown_groups, task_summaries
 from .common import _attack_delta, markdown
 from .findings import BEAT, P_LIMIT, headline_part, kept_sentence, method_gains, results_findings
-from .labels import attack_label, epsilon_text, method_label, seed_text
+from .labels import epsilon_text, method_label, seed_text
 
 # Issue 14's sweeps, shown in the README's "Results" section (generated:results): experiment
 # folder -> its task. The compare folders each one plans come from its PLAN.md (the table whose
@@ -69,14 +70,14 @@ def results_attack_table(found: dict[str, tuple[dict, dict]]) -> str | None:
         for result in (summary.get("robustness") or {}).get("results") or []:
             for group in result["groups"]:
                 if group["method"] == BASELINE:
-                    key = (attack_label(result), tuple(group["seeds"]))
+                    key = (result_label(result), tuple(group["seeds"]))
                     if key in shown:
                         continue
                     shown.add(key)
                 versus = group["vs_baseline"] or {}
                 rows.append(
                     [
-                        attack_label(result),
+                        result_label(result),
                         group["method"],
                         epsilon_text(group, settings),
                         seed_text(group["seeds"]),
@@ -252,7 +253,7 @@ def _curves(folder: str, task: str, found: dict[str, tuple[dict, dict]]) -> str 
     """A grid's plots against epsilon (CURVES), one image per compare folder and plot; None
     for a task that is not a grid or has none of them committed."""
     images = [
-        f"![{task}, {name}: {png[:-4].replace('_', ' ')}]({folder}/{name}/{png})"
+        f"![{task}, {name}: {Path(png).stem.replace('_', ' ')}]({folder}/{name}/{png})"
         for name in found
         for png in CURVES.get(folder, ())
         if (common.ROOT / folder / name / png).exists()
@@ -338,7 +339,7 @@ def headline_section() -> str:
             summary = found[name][0]
             parts.append(f"  - {headline_part(summary, settings, group, seeds)}")
             for result in (summary.get("robustness") or {}).get("results") or []:
-                attacks[attack_label(result)] = None
+                attacks[result_label(result)] = None
         shared = next(iter(found.values()))[1]["shared"]
         train = shared["max_train_examples"]
         regime = _model(shared)
