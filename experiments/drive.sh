@@ -6,6 +6,7 @@
 # one 2-thread run; epsilon_grid links sst2_minilm's runs, so it follows it):
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
+# FOLDERS="pgd_freelb" (see run.sh) limits them to some compare folders.
 set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
@@ -28,6 +29,13 @@ for name in "${NAMES[@]}"; do
   mkdir -p "$COPY/$name" && cp "$SCRIPTS/$name/run.sh" "$COPY/$name/run.sh"
 done
 echo "== scripts copied from $SCRIPTS (git $(git -C "$SCRIPTS" rev-parse --short HEAD)) to $COPY"
+# Runs kept in git by an earlier machine (experiments/keep_runs.py) go back first, so that compare
+# skips them; finished runs are kept every 5 minutes, and at the end, for the next machine.
+keep() { for name in "${NAMES[@]}"; do python "$SCRIPTS/keep_runs.py" "$1" "$name" "/work/sweeps/$name"; done; }
+keep restore
+( while sleep 300; do keep save > /dev/null; done ) &
+KEEPER=$!
+trap 'kill $KEEPER 2>/dev/null; keep save' EXIT
 for name in "${NAMES[@]}"; do
   echo "== $(date -u +%FT%TZ) start $name (log /work/sweeps/$name.log)"
   bash "$COPY/$name/run.sh" "/work/sweeps/$name" >> "/work/sweeps/$name.log" 2>&1

@@ -12,6 +12,7 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 SCRIPTS = ROOT / "scripts"
+EXPERIMENTS = ROOT / "experiments"
 
 
 def benchmark(name: str) -> ModuleType:
@@ -24,6 +25,14 @@ def benchmark(name: str) -> ModuleType:
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def experiment(name: str) -> ModuleType:
+    """``experiments/<name>.py`` (a sweep's helper script) as a module."""
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 

@@ -21,6 +21,7 @@ pytest.importorskip("scipy")
 from advnlp.cli import main  # noqa: E402
 from advnlp.robustness.compare import AttackSweep  # noqa: E402
 
+from . import scripts  # noqa: E402
 from .cli_data import SMALL_RUN, fails_in_one_line  # noqa: E402
 
 ATTACK = ["--attack", "homophone,embedding", "--attack-examples", "12"]
@@ -140,6 +141,48 @@ def test_a_moved_sweep_still_reads_its_saved_attacks(attacked, demo_data, tmp_pa
         assert all(Path(r["path"]).parent == moved / "runs" for r in summary["runs"])
     finally:
         shutil.move(moved, attacked)  # the module's other tests use it
+
+
+def test_runs_kept_in_git_let_a_new_machine_go_on_without_training(
+    attacked, demo_data, tmp_path, capsys
+):
+    """experiments/keep_runs.py: a sweep's finished, attacked runs, kept without models, texts
+    or checkpoints, are restored on a bare machine, where the same compare call trains and
+    attacks nothing and writes the same summary."""
+    keep_runs = scripts.experiment("keep_runs")
+    kept = tmp_path / "experiments" / "task"
+    sweep = attacked.parent  # the sweep's folder; attacked is its compare folder
+    assert keep_runs.save(kept, sweep) == 4
+    assert keep_runs.save(kept, sweep) == 0  # kept once
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    assert files[0] == f"{attacked.name}/compare.json"
+    assert files[1:5] == [f"{attacked.name}/runs/fgm-eps0.1-seed0/{name}" for name in (
+        "attack/attack.json", "attack/examples.jsonl", "results.json", "run.json")]  # fmt: skip
+    assert len(files) == 17
+    examples = attacked / "runs/none-seed0/attack/examples.jsonl"
+    texts = {json.loads(line)["text"] for line in examples.read_text("utf-8").splitlines()}
+    documents = [p.read_text("utf-8") for p in kept.rglob("*.json")]
+    documents += [line for p in kept.rglob("*.jsonl") for line in p.read_text("utf-8").splitlines()]
+    kept_values = "\n".join(json.dumps(json.loads(d), ensure_ascii=False) for d in documents)
+    assert len(texts) == 12 and not [t for t in texts if t in kept_values], "no dev text kept"
+
+    before = json.loads((attacked / "summary.json").read_text())
+    machine = tmp_path / "earlier-machine"
+    shutil.move(attacked, machine)  # a bare machine: no sweep folder at all
+    try:
+        assert keep_runs.restore(kept, sweep) == 4
+        assert keep_runs.restore(kept, sweep) == 0
+        capsys.readouterr()
+        assert main(compare_args(demo_data, attacked, *ATTACK)) == 0
+        out = capsys.readouterr().out
+        assert out.count("attack results saved earlier, reused") == 4
+        assert not list(attacked.glob("runs/*/model")), "nothing was trained again"
+        after = json.loads((attacked / "summary.json").read_text())
+        assert after["robustness"] == before["robustness"]
+        assert after["groups"] == before["groups"]
+    finally:
+        shutil.rmtree(attacked, ignore_errors=True)
+        shutil.move(machine, attacked)  # the module's other tests use it
 
 
 def _write_attack(folder: Path, gold: list[str], right: list[int]) -> dict:

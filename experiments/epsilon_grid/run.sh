@@ -31,18 +31,26 @@ COMMON=(  # exactly experiments/sst2_minilm/run.sh's COMMON
 # so linked baseline runs are attacked once.
 ATTACK=(--attack typo,embedding --attack-examples 500 --attack-budget 0.1 --attack-radius 0.01,0.02)
 
+# FOLDERS="a b" runs only those compare folders (default: all), e.g. to finish one folder on a new
+# machine after `python experiments/keep_runs.py restore NAME` put its kept runs back.
+wanted() { [ -z "${FOLDERS:-}" ] || [[ " $FOLDERS " == *" $1 "* ]]; }
+
 compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
   local folder=$1
   shift
+  wanted "$folder" || return 0
   echo "== $(date -u +%FT%TZ) advnlp compare -> $OUT/$folder $* (advnlp from $(python -c 'import advnlp, os; print(os.path.dirname(advnlp.__file__))'))"
   advnlp compare "${COMMON[@]}" "$@" "${ATTACK[@]}" --output "$OUT/$folder" "${EXTRA[@]}"
 }
 
 link() {  # link FOLDER SOURCE_FOLDER RUN_PREFIX: reuse SST2_OUT's finished runs for every seed
+  wanted "$1" || return 0
   mkdir -p "$OUT/$1/runs"
   for seed in ${SEEDS//,/ }; do
     local source="$SST2_OUT/$2/runs/$3-seed$seed"
-    test -f "$source/results.json" || { echo "missing $source/results.json" >&2; exit 1; }
+    # absent (its folder not run on this machine): compare trains the run in this folder instead
+    test -f "$source/results.json" || { echo "no $source/results.json: $3-seed$seed is trained in $OUT/$1"; continue; }
+    [ -d "$OUT/$1/runs/$3-seed$seed" ] && [ ! -L "$OUT/$1/runs/$3-seed$seed" ] && continue  # trained (or restored) here
     ln -sfn "$source" "$OUT/$1/runs/$3-seed$seed"
   done
 }

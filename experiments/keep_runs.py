@@ -1,0 +1,105 @@
+"""Keep a sweep's finished runs in git, so that a sweep spread over several machines goes on where
+it stopped: the sweep folder (/work/sweeps/NAME) lives outside git and does not outlive the
+machine; models and checkpoints are too big for git, but a finished and attacked run needs
+neither to be skipped and summarized by ``advnlp compare``.
+
+    python experiments/keep_runs.py save NAME [OUT]     # OUT/*/runs/* -> experiments/NAME/*/runs/
+    python experiments/keep_runs.py restore NAME [OUT]  # the reverse, where OUT lacks the run
+
+OUT defaults to /work/sweeps/NAME.
+
+A run is kept once it is finished and attacked (results.json and attack/attack.json present), and
+with it its compare folder's compare.json (compare wants it in a folder that holds runs). What
+is kept of a run is what compare reads from it: run.json, results.json (label ids, no text),
+attack/attack.json, and attack/examples.jsonl cut down to the fields that pair its outcomes (the
+attack, its budget or radius, the gold label and the prediction under attack): the dev texts and
+their adversarial versions are data from ../shared/data and stay out of git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEPT_FIELDS = ("attack", "budget", "radius", "gold", "adversarial_prediction")
+COPIED = ("run.json", "results.json", "attack/attack.json")
+EXAMPLES = "attack/examples.jsonl"
+
+
+def finished(run: Path) -> bool:
+    """Whether ``run`` is a finished and attacked run (what a restored copy must be)."""
+    return (run / "results.json").is_file() and (run / "attack" / "attack.json").is_file()
+
+
+def keep(run: Path, target: Path) -> None:
+    """Copy what compare reads from ``run`` into ``target`` (written whole, then renamed)."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for name in COPIED:
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / name, partial / name)
+    with (run / EXAMPLES).open(encoding="utf-8") as source:
+        rows = [json.loads(line) for line in source if line.strip()]
+    (partial / EXAMPLES).write_text(
+        "".join(json.dumps({k: row.get(k) for k in KEPT_FIELDS}) + "\n" for row in rows),
+        encoding="utf-8",
+    )
+    partial.rename(target)
+
+
+def save(kept: Path, out: Path) -> int:
+    """Keep every finished run of the sweep folder ``out`` in ``kept`` (experiments/NAME) that
+    is not kept yet; returns how many were kept."""
+    count = 0
+    for run in sorted(out.glob("*/runs/*")):  # a linked baseline run is kept in each folder
+        folder = kept / run.parent.parent.name
+        target = folder / "runs" / run.name
+        if finished(run) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not (folder / "compare.json").exists():  # collect.sh's copy, when there, is newer
+                shutil.copyfile(run.parent.parent / "compare.json", folder / "compare.json")
+            keep(run, target)
+            print(f"kept {run} -> {target}")
+            count += 1
+    return count
+
+
+def restore(kept: Path, out: Path) -> int:
+    """Copy the runs kept in ``kept`` into the sweep folder ``out`` where it lacks them."""
+    count = 0
+    for run_kept in sorted(kept.glob("*/runs/*")):
+        if run_kept.name.endswith(".partial"):
+            continue
+        folder = out / run_kept.parent.parent.name
+        run = folder / "runs" / run_kept.name
+        if run.exists() or run.is_symlink():
+            continue
+        run.parent.mkdir(parents=True, exist_ok=True)
+        if not (folder / "compare.json").exists():
+            shutil.copyfile(run_kept.parent.parent / "compare.json", folder / "compare.json")
+        shutil.copytree(run_kept, run)
+        print(f"restored {run}")
+        count += 1
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("verb", choices=("save", "restore"))
+    parser.add_argument("name", help="the sweep: a folder of experiments/ (tnews_e5, ...)")
+    parser.add_argument("out", nargs="?", help="the sweep's folder (default: /work/sweeps/NAME)")
+    args = parser.parse_args(argv)
+    if not (HERE / args.name).is_dir():
+        parser.error(f"name: no folder experiments/{args.name}")
+    out = Path(args.out or f"/work/sweeps/{args.name}")
+    count = (save if args.verb == "save" else restore)(HERE / args.name, out)
+    print(f"{args.verb}: {count} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
