@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -53,35 +54,48 @@ def keep(run: Path, target: Path) -> None:
 
 def save(kept: Path, out: Path) -> int:
     """Keep every finished run of the sweep folder ``out`` in ``kept`` (experiments/NAME) that
-    is not kept yet; returns how many were kept."""
+    is not kept yet; returns how many were kept. A linked run (a baseline reused by several
+    compare folders) is kept as the same relative link: the README checks that the folders'
+    baselines are one run, in one place."""
     count = 0
-    for run in sorted(out.glob("*/runs/*")):  # a linked baseline run is kept in each folder
+    for run in sorted(out.glob("*/runs/*")):
         folder = kept / run.parent.parent.name
         target = folder / "runs" / run.name
-        if finished(run) and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not (folder / "compare.json").exists():  # collect.sh's copy, when there, is newer
-                shutil.copyfile(run.parent.parent / "compare.json", folder / "compare.json")
+        if not finished(run) or target.exists() or target.is_symlink():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not (folder / "compare.json").exists():  # collect.sh's copy, when there, is newer
+            shutil.copyfile(run.parent.parent / "compare.json", folder / "compare.json")
+        if run.is_symlink():
+            target.symlink_to(os.path.relpath(run.resolve(), run.parent))
+        else:
             keep(run, target)
-            print(f"kept {run} -> {target}")
-            count += 1
+        print(f"kept {run} -> {target}")
+        count += 1
     return count
 
 
 def restore(kept: Path, out: Path) -> int:
-    """Copy the runs kept in ``kept`` into the sweep folder ``out`` where it lacks them."""
+    """Copy the runs kept in ``kept`` into the sweep folder ``out`` where it lacks them (runs
+    first, then the links to them, each where its run is there)."""
     count = 0
-    for run_kept in sorted(kept.glob("*/runs/*")):
-        if run_kept.name.endswith(".partial"):
-            continue
+    found = [r for r in sorted(kept.glob("*/runs/*")) if not r.name.endswith(".partial")]
+    for run_kept in sorted(found, key=Path.is_symlink):
         folder = out / run_kept.parent.parent.name
         run = folder / "runs" / run_kept.name
         if run.exists() or run.is_symlink():
             continue
+        link = os.readlink(run_kept) if run_kept.is_symlink() else None
+        if link is not None and not Path(os.path.normpath(run.parent / link)).exists():
+            print(f"not restored {run}: it links to {link}, which is not there")
+            continue
         run.parent.mkdir(parents=True, exist_ok=True)
         if not (folder / "compare.json").exists():
             shutil.copyfile(run_kept.parent.parent / "compare.json", folder / "compare.json")
-        shutil.copytree(run_kept, run)
+        if link is not None:
+            run.symlink_to(link)
+        else:
+            shutil.copytree(run_kept, run)
         print(f"restored {run}")
         count += 1
     return count

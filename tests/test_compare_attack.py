@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -152,13 +153,19 @@ def test_runs_kept_in_git_let_a_new_machine_go_on_without_training(
     keep_runs = scripts.experiment("keep_runs")
     kept = tmp_path / "experiments" / "task"
     sweep = attacked.parent  # the sweep's folder; attacked is its compare folder
-    assert keep_runs.save(kept, sweep) == 4
+    other = sweep / "second"  # a second compare folder that links attacked's none-seed0
+    (other / "runs").mkdir(parents=True)
+    shutil.copyfile(attacked / "compare.json", other / "compare.json")
+    (other / "runs/none-seed0").symlink_to(Path("..", "..", attacked.name, "runs/none-seed0"))
+    assert keep_runs.save(kept, sweep) == 5
     assert keep_runs.save(kept, sweep) == 0  # kept once
     files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
     assert files[0] == f"{attacked.name}/compare.json"
     assert files[1:5] == [f"{attacked.name}/runs/fgm-eps0.1-seed0/{name}" for name in (
         "attack/attack.json", "attack/examples.jsonl", "results.json", "run.json")]  # fmt: skip
-    assert len(files) == 17
+    assert len(files) == 18  # 4 runs of 4 files, 2 compare.json; the link is kept as a link
+    link = os.readlink(kept / "second/runs/none-seed0")
+    assert link == os.path.join("..", "..", attacked.name, "runs", "none-seed0")
     examples = attacked / "runs/none-seed0/attack/examples.jsonl"
     texts = {json.loads(line)["text"] for line in examples.read_text("utf-8").splitlines()}
     documents = [p.read_text("utf-8") for p in kept.rglob("*.json")]
@@ -169,9 +176,12 @@ def test_runs_kept_in_git_let_a_new_machine_go_on_without_training(
     before = json.loads((attacked / "summary.json").read_text())
     machine = tmp_path / "earlier-machine"
     shutil.move(attacked, machine)  # a bare machine: no sweep folder at all
+    shutil.rmtree(other)
     try:
-        assert keep_runs.restore(kept, sweep) == 4
+        assert keep_runs.restore(kept, sweep) == 5
         assert keep_runs.restore(kept, sweep) == 0
+        assert os.readlink(other / "runs/none-seed0") == link
+        assert (other / "runs/none-seed0/results.json").is_file()
         capsys.readouterr()
         assert main(compare_args(demo_data, attacked, *ATTACK)) == 0
         out = capsys.readouterr().out
@@ -182,6 +192,7 @@ def test_runs_kept_in_git_let_a_new_machine_go_on_without_training(
         assert after["groups"] == before["groups"]
     finally:
         shutil.rmtree(attacked, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
         shutil.move(machine, attacked)  # the module's other tests use it
 
 
