@@ -201,6 +201,8 @@ CASES = [
          ["--epsilon 'nan': expected finite numbers"]),
     Case("compare-negative-epsilon", lambda p: compare(p, "--epsilon", "0.1,-0.5"),
          ["--epsilon: [0.1, -0.5] has a negative value"]),
+    Case("compare-epsilon-for-none", lambda p: compare(p, "--methods", "none", "--epsilon", "1"),
+         ["--epsilon: none of none takes it"]),
     Case("compare-alpha-unused", lambda p: compare(p, "--alpha", "0.1"),
          ["--alpha: none of none, fgm, gp takes it"]),
     Case("compare-pgd-zero-steps", lambda p: compare(p, "--methods", "pgd", "--steps", "0"),
@@ -278,6 +280,20 @@ def test_cases_cover_every_subcommand(command):
 
 def test_case_ids_are_unique():
     assert len({case.id for case in CASES}) == len(CASES) >= 30
+
+
+def test_default_epsilons_apply_only_where_a_method_takes_one(data, tmp_path):
+    """compare --methods none (seeds of the baseline alone) is a valid sweep: the default
+    epsilons are no method's there, so they are not an error the user never typed."""
+    from advnlp.cli import parse
+    from advnlp.cli.compare import config_from
+
+    place = Place(tmp_path, *data)
+    alone = config_from(parse(compare(place, "--methods", "none")))
+    alone.validate()
+    assert alone.epsilons == [] and [r.method for r in alone.plan()] == ["none"]
+    beside = config_from(parse(compare(place, "--methods", "none,fgm")))
+    assert beside.epsilons == [0.1, 0.5, 1.0]
 
 
 def test_unknown_model_without_network(data, tmp_path, capsys, monkeypatch):

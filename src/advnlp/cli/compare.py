@@ -45,10 +45,10 @@ def add_sweep_flags(
     )
     sweep.add_argument(
         "--epsilon",
-        default=epsilons,
         metavar="E1,E2,...",
         help=f"epsilons for every method that takes one (default: {epsilons})",
     )
+    p.set_defaults(epsilon_default=epsilons)  # applies where a method takes an epsilon
     sweep.add_argument("--seeds", default=seeds, metavar="S1,S2,...", help=f"default: {seeds}")
     common.add_hyperparameter_flags(p)
 
@@ -110,13 +110,29 @@ def config_from(args: argparse.Namespace, **overrides):
     from ..experiment.run_config import RunConfig
 
     settings = common.run_settings(args) | overrides
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.epsilon is None and not _takes_epsilon(methods):
+        epsilons = []  # e.g. --methods none alone: the default epsilons are no one's
+    else:
+        given = args.epsilon if args.epsilon is not None else args.epsilon_default
+        epsilons = common.number_list(given, "--epsilon")
     return CompareConfig(
         base=RunConfig(**settings, output=args.output),
-        methods=[m.strip() for m in args.methods.split(",") if m.strip()],
-        epsilons=common.number_list(args.epsilon, "--epsilon"),
+        methods=methods,
+        epsilons=epsilons,
         seeds=common.number_list(args.seeds, "--seeds", int),
         hyperparameters=common.hyperparameters_from(args),
     )
+
+
+def _takes_epsilon(methods: list[str]) -> bool:
+    from ..errors import ConfigError
+    from ..registry import hyperparameters
+
+    try:
+        return any("epsilon" in hyperparameters(method) for method in methods)
+    except ConfigError:  # an unknown name: CompareConfig.validate says which
+        return True
 
 
 def run(args: argparse.Namespace) -> int:
