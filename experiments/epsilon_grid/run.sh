@@ -43,26 +43,33 @@ compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
   advnlp compare "${COMMON[@]}" "$@" "${ATTACK[@]}" --output "$OUT/$folder" "${EXTRA[@]}"
 }
 
-link() {  # link FOLDER SOURCE_FOLDER RUN_PREFIX: reuse SST2_OUT's finished runs for every seed
+# A machine that lacks one of those SST2_OUT runs (a sweep folder does not outlive its machine)
+# trains it again in its place, with FLAGS and one thread as sst2_minilm did (runs[].environment
+# in its summaries), so that the grid pairs with the very runs of sst2_minilm's table.
+link() {  # link FOLDER SOURCE_FOLDER RUN_PREFIX FLAGS...: reuse SST2_OUT's runs for every seed
   wanted "$1" || return 0
-  mkdir -p "$OUT/$1/runs"
+  local folder=$1 source_folder=$2 prefix=$3
+  shift 3
+  mkdir -p "$OUT/$folder/runs"
   for seed in ${SEEDS//,/ }; do
-    local source="$SST2_OUT/$2/runs/$3-seed$seed"
-    # absent (its folder not run on this machine): compare trains the run in this folder instead
-    test -f "$source/results.json" || { echo "no $source/results.json: $3-seed$seed is trained in $OUT/$1"; continue; }
-    [ -d "$OUT/$1/runs/$3-seed$seed" ] && [ ! -L "$OUT/$1/runs/$3-seed$seed" ] && continue  # trained (or restored) here
-    ln -sfn "$source" "$OUT/$1/runs/$3-seed$seed"
+    local source="$SST2_OUT/$source_folder/runs/$prefix-seed$seed"
+    if ! test -f "$source/results.json"; then
+      echo "== $(date -u +%FT%TZ) $source is not on this machine: trained again with 1 thread"
+      OMP_NUM_THREADS=1 advnlp compare "${COMMON[@]}" "$@" --seeds "$seed" "${ATTACK[@]}" \
+        --output "$SST2_OUT/$source_folder" "${EXTRA[@]}"
+    fi
+    ln -sfn "$source" "$OUT/$folder/runs/$prefix-seed$seed"
   done
 }
 
 # The first call of each folder trains one new epsilon and creates the folder (compare wants
 # an empty or compare folder); the links then let the full call skip the runs already made.
 compare fgm --methods fgm --epsilon 0.03 --epsilon-unit relative --seeds $SEEDS
-link fgm fgm_abs none
-link fgm fgm_rel fgm-eps0.3
+link fgm fgm_abs none --methods none
+link fgm fgm_rel fgm-eps0.3 --methods fgm --epsilon 0.3 --epsilon-unit relative
 compare fgm --methods none,fgm --epsilon $FGM_GRID --epsilon-unit relative --seeds $SEEDS
 compare gp --methods gp --epsilon 0.1 --seeds $SEEDS
-link gp fgm_abs none
-link gp gp gp-eps1
+link gp fgm_abs none --methods none
+link gp gp gp-eps1 --methods gp --epsilon 1
 compare gp --methods none,gp --epsilon $GP_GRID --seeds $SEEDS
 echo "== $(date -u +%FT%TZ) epsilon_grid done"

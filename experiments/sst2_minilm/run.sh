@@ -50,14 +50,20 @@ compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
   advnlp compare "${COMMON[@]}" "$@" "${ATTACK[@]}" --output "$OUT/$folder" "${EXTRA[@]}"
 }
 
-link_baseline() {  # link_baseline FOLDER: reuse fgm_abs's finished none runs
+# fgm_abs's none runs were trained with one thread (runs[].environment in fgm_abs/summary.json).
+# A machine that lacks one of them (a sweep folder does not outlive its machine) trains it again
+# in its place with one thread, so that every folder pairs with the very runs of the committed
+# table: the README checks, per seed, one path and the same numbers.
+link_baseline() {  # link_baseline FOLDER: reuse fgm_abs's none runs (made again if missing)
   wanted "$1" || return 0
   mkdir -p "$OUT/$1/runs"
   for seed in ${SEEDS//,/ }; do
     local source="$OUT/fgm_abs/runs/none-seed$seed"
-    # absent (its folder not run on this machine): compare trains the run in this folder instead
-    test -f "$source/results.json" || { echo "no $source/results.json: none-seed$seed is trained in $OUT/$1"; continue; }
-    [ -d "$OUT/$1/runs/none-seed$seed" ] && [ ! -L "$OUT/$1/runs/none-seed$seed" ] && continue  # trained (or restored) here
+    if ! test -f "$source/results.json"; then
+      echo "== $(date -u +%FT%TZ) $source is not on this machine: trained again with 1 thread"
+      OMP_NUM_THREADS=1 advnlp compare "${COMMON[@]}" --methods none --seeds "$seed" \
+        "${ATTACK[@]}" --output "$OUT/fgm_abs" "${EXTRA[@]}"
+    fi
     ln -sfn "$source" "$OUT/$1/runs/none-seed$seed"
   done
 }

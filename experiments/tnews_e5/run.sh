@@ -49,17 +49,25 @@ compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged with the
   advnlp compare "${COMMON[@]}" "$@" "${ATTACK[@]}" --output "$OUT/$folder" "${EXTRA[@]}"
 }
 
-link_baseline() {  # link_baseline FOLDER SEEDS...: reuse fgm_abs's finished none runs
+# The thread counts fgm_abs's none runs were trained with, seeds 0-4 (runs[].environment in
+# fgm_abs/summary.json). A machine that lacks one of them (a sweep folder does not outlive its
+# machine) trains it again in its place with the same count, so that every folder pairs with the
+# very runs of the committed table: the README checks, per seed, one path and the same numbers.
+NONE_THREADS=(2 2 2 1 1)
+
+link_baseline() {  # link_baseline FOLDER SEEDS...: reuse fgm_abs's none runs (made again if missing)
   wanted "$1" || return 0
   local folder=$1
   shift
   mkdir -p "$OUT/$folder/runs"
   for seed in "$@"; do
-    local source="$OUT/fgm_abs/runs/none-seed$seed"
-    # absent (its folder not run on this machine): compare trains the run in this folder instead
-    test -f "$source/results.json" || { echo "no $source/results.json: none-seed$seed is trained in $OUT/$folder"; continue; }
-    [ -d "$OUT/$folder/runs/none-seed$seed" ] && [ ! -L "$OUT/$folder/runs/none-seed$seed" ] && continue  # trained (or restored) here
-    ln -sfn "$source" "$OUT/$folder/runs/none-seed$seed"
+    local source="$OUT/fgm_abs/runs/none-seed$seed" target="$OUT/$folder/runs/none-seed$seed"
+    if ! test -f "$source/results.json"; then
+      echo "== $(date -u +%FT%TZ) $source is not on this machine: trained again with ${NONE_THREADS[$seed]} threads"
+      OMP_NUM_THREADS=${NONE_THREADS[$seed]} advnlp compare "${COMMON[@]}" --methods none \
+        --seeds "$seed" "${ATTACK[@]}" --output "$OUT/fgm_abs" "${EXTRA[@]}"
+    fi
+    ln -sfn "$source" "$target"
   done
 }
 
