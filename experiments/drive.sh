@@ -6,7 +6,14 @@
 # one 2-thread run; epsilon_grid links sst2_minilm's runs, so it follows it):
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
-# FOLDERS="pgd_freelb" (see run.sh) limits them to some compare folders.
+# FOLDERS (see run.sh) limits a sweep to some of its compare folders. On a new machine (the
+# sweep folders did not outlive the last one; the finished runs come back from git), as of
+# 2026-12-01 the open folders are run with:
+#   mkdir -p /work/sweeps && cp experiments/drive.sh /work/sweeps/
+#   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
+#   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm >> /work/sweeps/drive-b.log 2>&1 &
+# and then (its folders fgm and gp are all open; gp is also a folder of sst2_minilm, so not
+# in one FOLDERS with it) bash /work/sweeps/drive.sh epsilon_grid, the same way.
 set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
