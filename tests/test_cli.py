@@ -297,6 +297,10 @@ def test_compare_skips_finished_runs_without_training_them(tmp_path, capsys):
         train, dev, out, "--methods", "none,fgm", "--epsilon", "0.1", "--seeds", "0"
     )
     assert main(args) == 0
+    printed = capsys.readouterr()
+    # each run shows its own step bar (a run can take an hour) and its epochs' dev accuracy
+    assert printed.err.count("training: 100%") >= 2 and "step/s" in printed.err
+    assert printed.out.count("epoch 1: dev accuracy") == 2
     finished = sorted(out.glob("runs/*/results.json")) + sorted(out.glob("runs/*/model/*"))
     assert len(finished) > 2
 

@@ -57,6 +57,7 @@ class Progress(TrainerCallback):
             desc=self.description,
             unit="step",
             dynamic_ncols=True,
+            leave=None,  # kept where it stands alone (train); gone when done under compare's bar
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -83,6 +84,9 @@ class Progress(TrainerCallback):
             )
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

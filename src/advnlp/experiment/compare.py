@@ -216,7 +216,8 @@ def _run_all(
         else:
             assert prepared is not None, "compare() loads the data when a run is not finished"
             resumed = folder.started
-            results.append(run(run_config, resume=resumed, prepared=prepared, progress=False))
+            # the run's own step bar, under the runs bar: a run can take an hour on a CPU
+            results.append(run(run_config, resume=resumed, prepared=prepared, progress=progress))
             if main:
                 bar.write(_one_line(results[-1]))
         if attack is not None and main:  # skipped when the run's attack/ has the results

@@ -63,12 +63,17 @@ def build_trainer(
 def train_from(trainer: Any, checkpoint: Path | None) -> tuple[float, int]:
     """Trains, resuming from ``checkpoint`` if given: (the seconds it took, the optimizer steps
     it ran: from the checkpoint's step on)."""
-    from .callbacks import FirstStep
+    from .callbacks import FirstStep, Progress
 
     first_step = FirstStep()
     trainer.add_callback(first_step)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    try:
+        trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+    finally:  # a run stopped (SIGTERM, an error) closes its bar before the message is printed
+        for callback in trainer.callback_handler.callbacks:
+            if isinstance(callback, Progress):
+                callback.close()
     return time.perf_counter() - started, trainer.state.global_step - first_step.step
 
 
