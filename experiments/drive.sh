@@ -24,7 +24,8 @@ for name in "${NAMES[@]}"; do
 done
 # nice alone does not yield the CPU here: with the kernel's autogroups (sched_autogroup_enabled),
 # setsid puts the sweep in a group of its own that gets a fair share against the interactive
-# session whatever its nice; niceness of the group itself does (a test run took 2.5x longer).
+# session whatever its nice; niceness of the group itself does (beside two sweeps a test run got
+# a third of a core, and 1.2 cores once their group had niceness 19).
 echo 19 2>/dev/null > /proc/self/autogroup || true
 . /work/main/.venv/bin/activate
 export PYTHONPATH=/work/main/src
