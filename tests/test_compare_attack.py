@@ -196,6 +196,21 @@ def test_runs_kept_in_git_let_a_new_machine_go_on_without_training(
         shutil.move(machine, attacked)  # the module's other tests use it
 
 
+def test_kept_runs_are_not_ignored_by_git():
+    """keep_runs.py writes experiments/NAME/<folder>/runs/: the .gitignore that leaves every
+    other runs/ folder out must let these in (it once kept them out without a word)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    kept = "experiments/task/folder/runs/none-seed0/results.json"
+    check = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", kept])
+    assert check.returncode == 1, f"git ignores {kept}"
+    other = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "cmp/runs/x/run.json"])
+    assert other.returncode == 0, "a compare folder's runs/ elsewhere stays ignored"
+
+
 def _write_attack(folder: Path, gold: list[str], right: list[int]) -> dict:
     """A run folder holding one saved homophone attack: example i is right under attack
     when right[i] (then the prediction is the gold label, else the other label)."""
