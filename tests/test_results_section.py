@@ -246,6 +246,17 @@ def test_folders_whose_none_runs_disagree_fail(script, tmp_path):
         script.results_section()
 
 
+def test_none_trained_again_in_its_place_with_the_same_numbers_is_the_same_runs(script, tmp_path):
+    """A sweep machine lost fgm_abs's none runs; a later folder trained them again in their place
+    (run.sh's link_baseline): same numbers, another step time and thread count."""
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    again = [_run("none", None, s, c, 90.0, train_s=600.0) for s, c in ((0, 14), (1, 15), (2, 16))]
+    _write(tmp_path, "gp", again + GP)
+    text = script.results_section()
+    none_rows = [line for line in text.splitlines() if line.startswith("| none |")]
+    assert none_rows == ["| none | — | 0, 1, 2 | 75.00 ± 5.00 | — | — | — | — | `fgm_abs` |"]
+
+
 def test_none_runs_from_another_folder_fail(script, tmp_path):
     _write(tmp_path, "fgm_abs", NONE + FGM)
     elsewhere = [

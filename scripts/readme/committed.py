@@ -94,10 +94,16 @@ def _check_regime(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
                 )
 
 
+# A group's fields that say how long its runs took and on what, not what they found: a none run
+# trained again in its place (its machine lost it) has the same numbers and another step time
+COST = ("median_step_time_s", "hardware")
+
+
 def check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
     """The none runs linked into several compare folders must be the same runs: per seed the
     same run folder, and where two folders have the same seeds, the same numbers (clean and
-    under each attack). Fails loudly, naming the two folders, where they disagree."""
+    under each attack; their cost aside). Fails loudly, naming the two folders, where they
+    disagree."""
     runs: dict[int, tuple[str, dict]] = {}
     groups: dict[tuple, tuple[str, dict]] = {}
     for name, (summary, _) in found.items():
@@ -117,6 +123,7 @@ def check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
             for group in members:
                 if group["method"] != BASELINE:
                     continue
+                group = {k: v for k, v in group.items() if k not in COST}
                 key = (label, tuple(group["seeds"]))
                 seen = groups.setdefault(key, (name, group))
                 if seen[1] != group:
