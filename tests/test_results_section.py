@@ -246,15 +246,26 @@ def test_folders_whose_none_runs_disagree_fail(script, tmp_path):
         script.results_section()
 
 
-def test_none_trained_again_in_its_place_with_the_same_numbers_is_the_same_runs(script, tmp_path):
-    """A sweep machine lost fgm_abs's none runs; a later folder trained them again in their place
-    (run.sh's link_baseline): same numbers, another step time and thread count."""
-    _write(tmp_path, "fgm_abs", NONE + FGM)
-    again = [_run("none", None, s, c, 90.0, train_s=600.0) for s, c in ((0, 14), (1, 15), (2, 16))]
-    _write(tmp_path, "gp", again + GP)
+def test_a_folder_that_trained_its_own_none_shows_it_as_its_own_row(script, tmp_path):
+    """gp trained its own none runs (other runs, in gp/runs/, other numbers): each method is set
+    against its own folder's none, and each set of none runs has its row."""
+    typo = _typo(_attacked("none", None, 0.40, 0, 0))
+    _write(tmp_path, "fgm_abs", NONE + FGM, typo)
+    own = [_run("none", None, s, c, 100.0) for s, c in ((0, 15), (1, 15), (2, 15))]
+    own = [
+        dict(r, config={**r["config"], "output": f"/sweeps/task/gp/runs/none-seed{i}"})
+        for i, r in enumerate(own)
+    ]
+    _write(tmp_path, "gp", own + GP, typo)
     text = script.results_section()
     none_rows = [line for line in text.splitlines() if line.startswith("| none |")]
-    assert none_rows == ["| none | — | 0, 1, 2 | 75.00 ± 5.00 | — | — | — | — | `fgm_abs` |"]
+    attacked = [line for line in text.splitlines() if line.startswith("| typo, budget 0.1 | none")]
+    assert [row.split("|")[-2].strip() for row in attacked] == ["`fgm_abs`", "`gp`"]
+    assert none_rows == [
+        "| none | — | 0, 1, 2 | 75.00 ± 5.00 | — | — | — | — | `fgm_abs` |",
+        "| none | — | 0, 1, 2 | 75.00 ± 0.00 | — | — | — | — | `gp` |",
+    ]
+    assert "| gp | 1 | 0, 1, 2 | 78.33 ± 5.77 | +3.33 ± 5.77 |" in text
 
 
 def test_none_runs_from_another_folder_fail(script, tmp_path):
@@ -263,7 +274,7 @@ def test_none_runs_from_another_folder_fail(script, tmp_path):
         dict(r, config={**r["config"], "output": f"/other/{i}"}) for i, r in enumerate(NONE)
     ]
     _write(tmp_path, "gp", elsewhere + GP)
-    with pytest.raises(SystemExit, match="none seed 0 differs between fgm_abs .* and gp"):
+    with pytest.raises(SystemExit, match="gp's none seed 0 is /other/0, a run of none of the"):
         script.results_section()
 
 

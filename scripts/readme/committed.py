@@ -94,28 +94,24 @@ def _check_regime(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
                 )
 
 
-# A group's fields that say how long its runs took and on what, not what they found: a none run
-# trained again in its place (its machine lost it) has the same numbers and another step time
-COST = ("median_step_time_s", "hardware")
+def baseline_runs(summary: dict, seeds: list[int]) -> tuple[str, ...]:
+    """Which runs a summary's none group of ``seeds`` is: their paths (a linked run keeps the
+    path of the folder that trained it)."""
+    runs = summary.get("runs", [])
+    return tuple(sorted(r["path"] for r in runs if r["method"] == BASELINE and r["seed"] in seeds))
 
 
 def check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
-    """The none runs linked into several compare folders must be the same runs: per seed the
-    same run folder, and where two folders have the same seeds, the same numbers (clean and
-    under each attack; their cost aside). Fails loudly, naming the two folders, where they
-    disagree."""
-    runs: dict[int, tuple[str, dict]] = {}
+    """Every none run a summary shows was trained in one of the task's compare folders (linked
+    from another one, or its own), and summaries that show the same none runs show the same
+    numbers for them (clean and under each attack). Fails loudly, naming the folders."""
     groups: dict[tuple, tuple[str, dict]] = {}
     for name, (summary, _) in found.items():
         for run in summary.get("runs", []):
-            if run["method"] != BASELINE:
-                continue
-            record = {k: run.get(k) for k in ("path", "dev_majority_share")}
-            seen = runs.setdefault(run["seed"], (name, record))
-            if seen[1] != record:
+            if run["method"] == BASELINE and Path(run["path"]).parent.parent.name not in found:
                 raise SystemExit(
-                    f"{folder}: {BASELINE} seed {run['seed']} differs between {seen[0]} "
-                    f"({seen[1]}) and {name} ({record}): not the same run"
+                    f"{folder}: {name}'s {BASELINE} seed {run['seed']} is {run['path']}, a run of "
+                    "none of the task's compare folders"
                 )
         robustness = (summary.get("robustness") or {}).get("results") or []
         labels = [(None, summary["groups"])] + [(result_label(r), r["groups"]) for r in robustness]
@@ -123,26 +119,27 @@ def check_baselines(folder: str, found: dict[str, tuple[dict, dict]]) -> None:
             for group in members:
                 if group["method"] != BASELINE:
                     continue
-                group = {k: v for k, v in group.items() if k not in COST}
-                key = (label, tuple(group["seeds"]))
+                key = (label, baseline_runs(summary, group["seeds"]))
                 seen = groups.setdefault(key, (name, group))
                 if seen[1] != group:
                     where = "clean" if label is None else f"under {label}"
                     raise SystemExit(
-                        f"{folder}: {BASELINE} on seeds {list(key[1])} ({where}) differs "
-                        f"between {seen[0]} and {name}: not the same runs"
+                        f"{folder}: {BASELINE} on seeds {group['seeds']} ({where}) differs "
+                        f"between {seen[0]} and {name}: the same runs, other numbers"
                     )
 
 
 def shown_groups(found: dict[str, tuple[dict, dict]]) -> list[tuple[str, dict, dict]]:
     """(compare folder, group, settings) of every group to show, in plan order; a none group
-    once per set of seeds (``check_baselines`` made sure the copies agree)."""
+    once per set of none runs (``check_baselines`` made sure the copies agree): a folder that
+    trained its own none runs shows them as its own row."""
     rows, shown = [], set()
     for name, (summary, settings) in found.items():
         for group in summary["groups"]:
             if group["method"] == BASELINE:
-                if tuple(group["seeds"]) in shown:
+                runs = baseline_runs(summary, group["seeds"])
+                if runs in shown:
                     continue
-                shown.add(tuple(group["seeds"]))
+                shown.add(runs)
             rows.append((name, group, settings))
     return rows

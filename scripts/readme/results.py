@@ -12,7 +12,7 @@ from advnlp.experiment.report import BASELINE, _delta, _p, _percent
 from advnlp.robustness.compare import result_label
 
 from . import common, gains
-from .committed import check_baselines, shown_groups, task_summaries
+from .committed import baseline_runs, check_baselines, shown_groups, task_summaries
 from .common import _attack_delta, markdown
 from .findings import BEAT, P_LIMIT, headline_part, kept_sentence, method_gains, results_findings
 from .labels import epsilon_text, method_label, seed_text
@@ -70,7 +70,7 @@ def results_attack_table(found: dict[str, tuple[dict, dict]]) -> str | None:
         for result in (summary.get("robustness") or {}).get("results") or []:
             for group in result["groups"]:
                 if group["method"] == BASELINE:
-                    key = (result_label(result), tuple(group["seeds"]))
+                    key = (result_label(result), baseline_runs(summary, group["seeds"]))
                     if key in shown:
                         continue
                     shown.add(key)
@@ -372,8 +372,9 @@ def results_section() -> str:
         "accuracy in %: mean ± sample std over seeds; Δ: points against "
         f"the same seeds' `{BASELINE}` runs (± std of the paired differences), with the paired "
         "t-test over seeds and McNemar's b/c and p on the dev predictions pooled over seeds "
-        f"(b: `{BASELINE}` right, method wrong). `{BASELINE}` is trained once per task and "
-        "linked into the other folders; it is shown once per set of seeds. ε: with its unit "
+        f"(b: `{BASELINE}` right, method wrong). `{BASELINE}`'s runs are trained in one folder "
+        "and linked into the task's others, except where a folder trained its own (its PLAN.md "
+        "says why); each set of them is shown once. ε: with its unit "
         "and scope for the methods that take `epsilon_unit` or `scope`. Under attack: each "
         "run's best model attacked on a fixed dev sample, accuracy = share still right after "
         "the attack."
