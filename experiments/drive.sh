@@ -3,7 +3,7 @@
 # from there). Runs the given sweeps of issue 14 (default: all three) one after the other with
 # main's code; rerun to continue (compare skips finished runs). Start it detached, e.g. as two
 # single-thread streams side by side on a 2-core machine (two 1-thread runs get more done than
-# one 2-thread run; epsilon_grid links sst2_minilm's runs, so it follows it):
+# one 2-thread run):
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
 # FOLDERS (see run.sh) limits a sweep to some of its compare folders. On a new machine (the
@@ -12,8 +12,8 @@
 #   mkdir -p /work/sweeps && cp experiments/drive.sh /work/sweeps/
 #   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm >> /work/sweeps/drive-b.log 2>&1 &
-# and then (its folders fgm and gp are all open; gp is also a folder of sst2_minilm, so not
-# in one FOLDERS with it) bash /work/sweeps/drive.sh epsilon_grid, the same way.
+# and then bash /work/sweeps/drive.sh epsilon_grid, the same way, without FOLDERS (its folders
+# fgm and gp are both open; gp is also a folder name of sst2_minilm).
 set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)

@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Epsilon grid for FGM and the gradient penalty on SST-2 / all-MiniLM-L6-v2, 3 seeds, in the
-# regime of experiments/sst2_minilm (same flags, so its runs are reused: see PLAN.md).
+# regime of experiments/sst2_minilm (same flags: see PLAN.md).
 #
-#   bash experiments/epsilon_grid/run.sh [OUT] [SST2_OUT] [extra compare flags]
+#   bash experiments/epsilon_grid/run.sh [OUT] [extra compare flags]
 #
-# OUT defaults to /work/sweeps/epsilon_grid, SST2_OUT (the finished sst2_minilm sweep whose
-# runs are linked in) to sst2_minilm beside OUT. Resumable like every compare.
-#   OUT/fgm   FGM, relative unit, eps 0.03,0.1,0.3,1,3   (0.3 and none: linked from SST2_OUT)
-#   OUT/gp    gradient penalty, eps 0.1,1,10,100,1000   (1 and none: linked from SST2_OUT)
+# OUT defaults to /work/sweeps/epsilon_grid. Resumable like every compare.
+#   OUT/fgm   none, FGM in the relative unit, eps 0.03,0.1,0.3,1,3
+#   OUT/gp    gradient penalty, eps 0.1,1,10,100,1000   (none: linked from OUT/fgm)
 set -euo pipefail
 
 OUT=${1:-/work/sweeps/epsilon_grid}
-SST2_OUT=${2:-$(dirname "$OUT")/sst2_minilm}
-shift 2 || shift $# || true
+shift || true
 EXTRA=("$@")
 DATA=${ADVNLP_DATA:-/work/shared/data}
 SEEDS=0,1,2
@@ -43,33 +41,15 @@ compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
   advnlp compare "${COMMON[@]}" "$@" "${ATTACK[@]}" --output "$OUT/$folder" "${EXTRA[@]}"
 }
 
-# A machine that lacks one of those SST2_OUT runs (a sweep folder does not outlive its machine)
-# trains it again in its place, with FLAGS and one thread as sst2_minilm did (runs[].environment
-# in its summaries), so that the grid pairs with the very runs of sst2_minilm's table.
-link() {  # link FOLDER SOURCE_FOLDER RUN_PREFIX FLAGS...: reuse SST2_OUT's runs for every seed
-  wanted "$1" || return 0
-  local folder=$1 source_folder=$2 prefix=$3
-  shift 3
-  mkdir -p "$OUT/$folder/runs"
-  for seed in ${SEEDS//,/ }; do
-    local source="$SST2_OUT/$source_folder/runs/$prefix-seed$seed"
-    if ! test -f "$source/results.json"; then
-      echo "== $(date -u +%FT%TZ) $source is not on this machine: trained again with 1 thread"
-      OMP_NUM_THREADS=1 advnlp compare "${COMMON[@]}" "$@" --seeds "$seed" "${ATTACK[@]}" \
-        --output "$SST2_OUT/$source_folder" "${EXTRA[@]}"
-    fi
-    ln -sfn "$source" "$OUT/$folder/runs/$prefix-seed$seed"
-  done
-}
-
-# The first call of each folder trains one new epsilon and creates the folder (compare wants
-# an empty or compare folder); the links then let the full call skip the runs already made.
-compare fgm --methods fgm --epsilon 0.03 --epsilon-unit relative --seeds $SEEDS
-link fgm fgm_abs none --methods none
-link fgm fgm_rel fgm-eps0.3 --methods fgm --epsilon 0.3 --epsilon-unit relative
+# Every point is trained here, none included: until 2026-12-01 the grid was to link sst2_minilm's
+# none, FGM 0.3 relative and GP 1 runs, which were lost with their machine (PLAN.md, "Amendment").
 compare fgm --methods none,fgm --epsilon $FGM_GRID --epsilon-unit relative --seeds $SEEDS
-compare gp --methods gp --epsilon 0.1 --seeds $SEEDS
-link gp fgm_abs none --methods none
-link gp gp gp-eps1 --methods gp --epsilon 1
+if wanted gp; then  # gp pairs with fgm's none runs (same regime and seeds)
+  mkdir -p "$OUT/gp/runs"
+  for seed in ${SEEDS//,/ }; do
+    test -f "$OUT/fgm/runs/none-seed$seed/results.json" || { echo "run fgm first (its none seed $seed)"; exit 1; }
+    ln -sfn "$OUT/fgm/runs/none-seed$seed" "$OUT/gp/runs/none-seed$seed"
+  done
+fi
 compare gp --methods none,gp --epsilon $GP_GRID --seeds $SEEDS
 echo "== $(date -u +%FT%TZ) epsilon_grid done"
