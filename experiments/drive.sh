@@ -12,15 +12,20 @@
 #   mkdir -p /work/sweeps && cp experiments/drive.sh /work/sweeps/
 #   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm >> /work/sweeps/drive-b.log 2>&1 &
-# and then bash /work/sweeps/drive.sh epsilon_grid, the same way, without FOLDERS (its folders
-# fgm and gp are both open; gp is also a folder name of sst2_minilm).
+# and then epsilon_grid as two streams, one per compare folder; gp links fgm's none runs, so its
+# stream waits until they are finished and attacked:
+#   FOLDERS=fgm setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid >> /work/sweeps/drive-a.log 2>&1 &
+#   setsid nohup nice -n 19 bash -c 'until ls /work/sweeps/epsilon_grid/fgm/runs/none-seed{0,1,2}/attack/attack.json >/dev/null 2>&1; do sleep 300; done;
+#     FOLDERS=gp OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid' >> /work/sweeps/drive-b.log 2>&1 &
 set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
-# One driver per sweep at a time: a lock per sweep.
+# One driver per sweep (and FOLDERS) at a time: a lock each. Two drivers of one sweep with other
+# FOLDERS may run side by side (compare's own folder lock keeps them apart).
 for name in "${NAMES[@]}"; do
-  exec {fd}> "/work/sweeps/$name.lock"
-  flock -n "$fd" || { echo "another drive.sh is running $name (it holds /work/sweeps/$name.lock)"; exit 1; }
+  lock=/work/sweeps/$name${FOLDERS:+.${FOLDERS// /.}}.lock
+  exec {fd}> "$lock"
+  flock -n "$fd" || { echo "another drive.sh is running $name (it holds $lock)"; exit 1; }
 done
 # nice alone does not yield the CPU here: with the kernel's autogroups (sched_autogroup_enabled),
 # setsid puts the sweep in a group of its own that gets a fair share against the interactive

@@ -37,8 +37,10 @@ def finished(run: Path) -> bool:
 
 
 def keep(run: Path, target: Path) -> None:
-    """Copy what compare reads from ``run`` into ``target`` (written whole, then renamed)."""
-    partial = target.with_name(target.name + ".partial")
+    """Copy what compare reads from ``run`` into ``target`` (written whole, then renamed). Two
+    drivers of one sweep (one per compare folder) may keep the same run at once: each writes its
+    own partial copy, and the one that finds ``target`` there when it renames drops its copy."""
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     for name in COPIED:
         (partial / name).parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,12 @@ def keep(run: Path, target: Path) -> None:
         "".join(json.dumps({k: row.get(k) for k in KEPT_FIELDS}) + "\n" for row in rows),
         encoding="utf-8",
     )
-    partial.rename(target)
+    try:
+        partial.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(partial)
 
 
 def save(kept: Path, out: Path) -> int:
@@ -67,7 +74,10 @@ def save(kept: Path, out: Path) -> int:
         if not (folder / "compare.json").exists():  # collect.sh's copy, when there, is newer
             shutil.copyfile(run.parent.parent / "compare.json", folder / "compare.json")
         if run.is_symlink():
-            target.symlink_to(os.path.relpath(run.resolve(), run.parent))
+            try:
+                target.symlink_to(os.path.relpath(run.resolve(), run.parent))
+            except FileExistsError:  # the other driver of this sweep kept it just now
+                continue
         else:
             keep(run, target)
         print(f"kept {run} -> {target}")

@@ -196,6 +196,27 @@ def test_runs_kept_in_git_let_a_new_machine_go_on_without_training(
         shutil.move(machine, attacked)  # the module's other tests use it
 
 
+def test_two_drivers_keeping_one_run_leave_one_whole_copy(tmp_path):
+    """Two drivers of one sweep (one per compare folder) run keep_runs.save side by side and may
+    keep the same run at once: the one that renames second drops its copy, without an error and
+    without a partial copy left where restore would look."""
+    keep_runs = scripts.experiment("keep_runs")
+    run = tmp_path / "sweep/folder/runs/none-seed0"
+    (run / "attack").mkdir(parents=True)
+    for name in ("run.json", "results.json", "attack/attack.json"):
+        (run / name).write_text("{}")
+    (run / "attack/examples.jsonl").write_text('{"gold": "1", "text": "dev text"}\n')
+    target = tmp_path / "kept/folder/runs/none-seed0"
+    target.parent.mkdir(parents=True)
+    keep_runs.keep(run, target)
+    keep_runs.keep(run, target)  # what the later driver does when it lost the race
+    assert sorted(p.name for p in target.parent.iterdir()) == ["none-seed0"]
+    assert (target / "attack/examples.jsonl").read_text() == (
+        '{"attack": null, "budget": null, "radius": null, "gold": "1", '
+        '"adversarial_prediction": null}\n'
+    )
+
+
 def test_kept_runs_are_not_ignored_by_git():
     """keep_runs.py writes experiments/NAME/<folder>/runs/: the .gitignore that leaves every
     other runs/ folder out must let these in (it once kept them out without a word)."""
