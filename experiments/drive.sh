@@ -12,18 +12,18 @@
 #   mkdir -p /work/sweeps && cp experiments/drive.sh /work/sweeps/
 #   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm >> /work/sweeps/drive-b.log 2>&1 &
-# and then epsilon_grid as two streams, one per compare folder; gp links fgm's none runs, so its
-# stream waits until they are finished and attacked:
+# and then epsilon_grid as two streams, one per compare folder (gp links fgm's none runs once its
+# own runs are done):
 #   FOLDERS=fgm setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid >> /work/sweeps/drive-a.log 2>&1 &
-#   setsid nohup nice -n 19 bash -c 'until ls /work/sweeps/epsilon_grid/fgm/runs/none-seed{0,1,2}/attack/attack.json >/dev/null 2>&1; do sleep 300; done;
-#     FOLDERS=gp OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid' >> /work/sweeps/drive-b.log 2>&1 &
+#   FOLDERS=gp setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
 set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
 # One driver per sweep (and FOLDERS) at a time: a lock each. Two drivers of one sweep with other
 # FOLDERS may run side by side (compare's own folder lock keeps them apart).
+TAG=${FOLDERS:+.${FOLDERS// /.}}  # names this driver's lock and log
 for name in "${NAMES[@]}"; do
-  lock=/work/sweeps/$name${FOLDERS:+.${FOLDERS// /.}}.lock
+  lock=/work/sweeps/$name$TAG.lock
   exec {fd}> "$lock"
   flock -n "$fd" || { echo "another drive.sh is running $name (it holds $lock)"; exit 1; }
 done
@@ -41,9 +41,12 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 SCRIPTS=${SCRIPTS:-/work/main/experiments}
 echo "== $(date -u +%FT%TZ) drive.sh pid $$, main at $(git -C /work/main rev-parse --short HEAD), OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset}, OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 # Run copies, so that editing or checking out the scripts while a sweep runs cannot change it.
+# Each copy is a new file (written, then renamed): bash reads a script as it runs, so a copy
+# written over the one another driver of the sweep is running would change that driver's run.
 COPY=/work/sweeps/scripts
 for name in "${NAMES[@]}"; do
-  mkdir -p "$COPY/$name" && cp "$SCRIPTS/$name/run.sh" "$COPY/$name/run.sh"
+  mkdir -p "$COPY/$name" && cp "$SCRIPTS/$name/run.sh" "$COPY/$name/run.sh.$$" &&
+    mv "$COPY/$name/run.sh.$$" "$COPY/$name/run.sh"
 done
 echo "== scripts copied from $SCRIPTS (git $(git -C "$SCRIPTS" rev-parse --short HEAD)) to $COPY"
 # Runs kept in git by an earlier machine (experiments/keep_runs.py) go back first, so that compare
@@ -52,15 +55,18 @@ keep() { for name in "${NAMES[@]}"; do python "$SCRIPTS/keep_runs.py" "$1" "$nam
 keep restore
 ( while sleep 300; do keep save > /dev/null; done ) &
 KEEPER=$!
-trap 'kill $KEEPER 2>/dev/null; keep save' EXIT
+# the keeper's sleep holds the locks too (inherited): stop it with the keeper, or a failed driver
+# leaves its lock held for up to 5 minutes
+trap 'pkill -P $KEEPER 2>/dev/null; kill $KEEPER 2>/dev/null; keep save' EXIT
 for name in "${NAMES[@]}"; do
-  echo "== $(date -u +%FT%TZ) start $name (log /work/sweeps/$name.log)"
-  bash "$COPY/$name/run.sh" "/work/sweeps/$name" >> "/work/sweeps/$name.log" 2>&1
+  log=/work/sweeps/$name$TAG.log
+  echo "== $(date -u +%FT%TZ) start $name (log $log)"
+  bash "$COPY/$name/run.sh" "/work/sweeps/$name" >> "$log" 2>&1
   rc=$?
   if [ "$rc" = 0 ]; then
     echo "== $(date -u +%FT%TZ) $name finished"
   else
-    echo "== $(date -u +%FT%TZ) $name FAILED (exit $rc); see /work/sweeps/$name.log"
+    echo "== $(date -u +%FT%TZ) $name FAILED (exit $rc); see $log"
     exit 1
   fi
 done

@@ -70,6 +70,9 @@ def save(kept: Path, out: Path) -> int:
         target = folder / "runs" / run.name
         if not finished(run) or target.exists() or target.is_symlink():
             continue
+        if not (run.parent.parent / "compare.json").is_file():  # not a compare folder (yet)
+            print(f"not kept {run}: {run.parent.parent} holds no compare.json")
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (folder / "compare.json").exists():  # collect.sh's copy, when there, is newer
             shutil.copyfile(run.parent.parent / "compare.json", folder / "compare.json")

@@ -44,8 +44,10 @@ compare() {  # compare FOLDER FLAGS...: one advnlp compare call, logged
 # Every point is trained here, none included: until 2026-12-01 the grid was to link sst2_minilm's
 # none, FGM 0.3 relative and GP 1 runs, which were lost with their machine (PLAN.md, "Amendment").
 compare fgm --methods none,fgm --epsilon $FGM_GRID --epsilon-unit relative --seeds $SEEDS
-if wanted gp; then  # gp pairs with fgm's none runs (same regime and seeds)
-  mkdir -p "$OUT/gp/runs"
+# gp pairs with fgm's none runs (same regime and seeds): its own runs first (compare makes the
+# folder), then the links, then the folder's summary with none (as ../sst2_minilm/run.sh does)
+compare gp --methods gp --epsilon $GP_GRID --seeds $SEEDS
+if wanted gp; then
   for seed in ${SEEDS//,/ }; do
     test -f "$OUT/fgm/runs/none-seed$seed/results.json" || { echo "run fgm first (its none seed $seed)"; exit 1; }
     ln -sfn "$OUT/fgm/runs/none-seed$seed" "$OUT/gp/runs/none-seed$seed"
