@@ -129,6 +129,18 @@ def test_a_rerun_reuses_the_saved_attacks(attacked, demo_data, capsys):
     assert json.loads((attacked / "summary.json").read_text())["robustness"] == summary
 
 
+def test_attacking_a_run_shows_its_progress(attacked, demo_data, tmp_path, capsys):
+    """compare attacked each run without a bar: on a CPU, minutes of silence after training."""
+    copy = tmp_path / "copy"
+    shutil.copytree(attacked, copy)
+    shutil.rmtree(copy / "runs" / "none-seed0" / "attack")  # the only run attacked again
+    capsys.readouterr()
+    assert main(compare_args(demo_data, copy, *ATTACK)) == 0
+    err = capsys.readouterr().err
+    for setting in ("homophone budget=0.1", "embedding r=0.1", "embedding r=0.5"):
+        assert f"{setting}: 100%" in err and "12/12" in err
+
+
 def test_a_moved_sweep_still_reads_its_saved_attacks(attacked, demo_data, tmp_path):
     """results.json records where a run was trained; the attack results are read where the
     run is now (a moved folder once lost its table without a word)."""

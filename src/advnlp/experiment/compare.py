@@ -221,7 +221,8 @@ def _run_all(
             if main:
                 bar.write(_one_line(results[-1]))
         if attack is not None and main:  # skipped when the run's attack/ has the results
-            bar.write(attack.run(folder.path))
+            # its bar under the runs bar, like training's: attacking a run can take minutes
+            bar.write(attack.run(folder.path, progress=progress))
     summary = write_report(results, Path(config.base.output), attack) if main else {}
     processes.wait_for_everyone()
     return summary

@@ -402,4 +402,5 @@ def _bar(total: int, description: str, show: bool) -> Any:
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="ex", dynamic_ncols=True, leave=True)
+    # kept where it stands alone (advnlp attack); gone when done under compare's runs bar
+    return tqdm(total=total, desc=description, unit="ex", dynamic_ncols=True, leave=None)
