@@ -285,6 +285,31 @@ def test_plots_handle_zero_wide_and_single_epsilons(tmp_path, epsilons):
     assert is_png(tmp_path / "a.png") and is_png(tmp_path / "b.png")
 
 
+@pytest.mark.parametrize(
+    ("epsilons", "scale"),
+    [
+        ([0.03, 0.1, 0.3, 1.0, 3.0], "log"),
+        ([0.1, 1000.0], "log"),
+        ([0.5, 1.0], "linear"),
+        ([0.0, 1.0], "linear"),
+    ],
+)
+@pytest.mark.parametrize("metric", ["dev_accuracy", "accuracy_under_attack"])
+def test_an_epsilon_axis_over_decades_is_logarithmic(epsilons, scale, metric):
+    """Both the dev-accuracy plot and compare --attack's panels draw through this; the attack
+    panels were linear, which crowded a grid's 0.1 to 100 at the left of 1000."""
+    from advnlp.experiment.plots import _figure, draw_against_epsilon
+
+    groups = [{"method": "none", "epsilon": None, f"{metric}_mean": 0.8, f"{metric}_std": 0.01}]
+    groups += [
+        {"method": "gp", "epsilon": e, f"{metric}_mean": 0.8, f"{metric}_std": None}
+        for e in epsilons
+    ]
+    _, (ax,) = _figure(4, 3)
+    draw_against_epsilon(ax, groups, metric)
+    assert ax.get_xscale() == scale
+
+
 def test_importing_the_report_loads_neither_matplotlib_nor_scipy():
     code = (
         "import sys, advnlp.experiment.report\n"

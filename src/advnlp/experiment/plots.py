@@ -35,7 +35,9 @@ def _save_png(figure: Any, path: str | os.PathLike[str]) -> None:
 def draw_against_epsilon(ax: Any, groups: list[dict[str, Any]], metric: str) -> None:
     """On ``ax``: ``metric``'s mean (%) against epsilon with std error bars, one line per method
     that takes an epsilon, and the baseline as a horizontal line with a shaded ±std band
-    (``metric`` names the groups' ``<metric>_mean`` and ``<metric>_std``)."""
+    (``metric`` names the groups' ``<metric>_mean`` and ``<metric>_std``). The x axis is
+    logarithmic when the epsilons are all positive and span more than 10x (a grid over decades
+    would otherwise crowd all but its largest points at the left edge)."""
     for method in dict.fromkeys(g["method"] for g in groups if g["epsilon"] is not None):
         rows = [g for g in groups if g["method"] == method and g["epsilon"] is not None]
         ax.errorbar(
@@ -52,18 +54,15 @@ def draw_against_epsilon(ax: Any, groups: list[dict[str, Any]], metric: str) -> 
             ax.axhline(mean, color="black", linestyle="--", label=f"{BASELINE} (± std band)")
             if std:
                 ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
+    epsilons = [g["epsilon"] for g in groups if g["epsilon"] is not None]
+    if epsilons and min(epsilons) > 0 and max(epsilons) > 10 * min(epsilons):
+        ax.set_xscale("log")
 
 
 def plot_accuracy_vs_epsilon(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """PNG of dev accuracy (%) against epsilon: one line with std error bars per method that
-    takes an epsilon, the baseline as a horizontal line with a shaded ±std band. The x axis is
-    logarithmic when the epsilons are all positive and span more than 10x."""
+    """PNG of dev accuracy (%) against epsilon (``draw_against_epsilon``)."""
     figure, (ax,) = _figure(7, 4.5)
-    groups = summary["groups"]
-    epsilons = [g["epsilon"] for g in groups if g["epsilon"] is not None]
-    draw_against_epsilon(ax, groups, "dev_accuracy")
-    if epsilons and min(epsilons) > 0 and max(epsilons) > 10 * min(epsilons):
-        ax.set_xscale("log")
+    draw_against_epsilon(ax, summary["groups"], "dev_accuracy")
     ax.set_title("Dev accuracy vs epsilon (mean ± std over seeds)")
     ax.set_xlabel("epsilon")
     ax.set_ylabel("dev accuracy (%)")
