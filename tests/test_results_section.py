@@ -418,3 +418,30 @@ def test_a_grid_shows_its_curves_against_epsilon(script, tmp_path, monkeypatch):
         "![Task, gp: attack vs epsilon](experiments/task/gp/attack_vs_epsilon.png)",
     ]
     assert images[0].startswith("![Task: Δ against none per method]")  # the gains figure first
+
+
+def test_a_grid_says_where_each_method_s_gain_peaks_turns_and_collapses(
+    script, tmp_path, monkeypatch
+):
+    """Issue 14: "where the gain peaks and where it collapses", in words from the numbers, for
+    a method run at several epsilons in a grid's folder (and not for other tasks)."""
+    low = [_run("fgm", 0.1, s, c, 200.0) for s, c in ((0, 15), (1, 15), (2, 17))]  # Δ 5, 0, 5
+    high = [_collapsed(_run("fgm", 3.0, s, 16, 200.0)) for s in (0, 1, 2)]
+    worse = [_run("fgm", 1.0, s, c, 200.0) for s, c in ((0, 5), (1, 7), (2, 8))]  # Δ -9, -8, -8
+    attacks = _typo(
+        _attacked("none", None, 0.5, 0.0, 1.0),
+        _attacked("fgm", 0.1, 0.6, 10.0, 0.01),
+        _attacked("fgm", 0.5, 0.55, 5.0, 0.01),
+        _attacked("fgm", 1.0, 0.5, 0.5, 0.6),
+    )
+    _write(tmp_path, "fgm_abs", NONE + FGM + low + high + worse, attacks)
+    assert "peak at" not in script.results_section()
+    monkeypatch.setattr(script, "CURVES", {"experiments/task": ("accuracy_vs_epsilon.png",)})
+    section = script.results_section()
+    sentence = next(line for line in section.splitlines() if "peak at" in line)
+    assert sentence == (
+        "- Task, fgm (absolute, token scope) over ε 0.1, 0.5, 1, 3 (`fgm_abs`, mean Δ in points): "
+        "collapsed at ε 3; "
+        "clean: peak at ε 0.5 (+16.67, beat none), beat none at ε 0.5, worse than none at ε 1; "
+        "under typo, budget 0.1: peak at ε 0.1 (+10.00, beat none), beat none at ε 0.1, 0.5."
+    )

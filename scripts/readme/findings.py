@@ -9,7 +9,7 @@ from advnlp.experiment.report import BASELINE, COLLAPSE_SHARE, _delta, _p
 from advnlp.robustness.compare import result_label
 
 from .common import _attack_delta
-from .labels import chosen_hyperparameters, method_label, seed_text
+from .labels import chosen_hyperparameters, epsilon_text, method_label, seed_text
 
 P_LIMIT = 0.05  # the paired t-test's level in the verdict rule (``verdict``)
 BEAT = f"beat {BASELINE}"  # ``verdict``'s outcome for a method that gained
@@ -221,3 +221,51 @@ def headline_part(summary: dict, settings: dict, group: dict, seeds: list[int]) 
             "settings)"
         )
     return text
+
+
+def grid_sentences(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
+    """Issue 14's epsilon grid in words, for a method run at several epsilons in one folder:
+    clean and under each attack, the epsilon where its mean Δ against none peaks, where it beat
+    none and where it did worse (``verdict``); and the epsilons at which it collapsed."""
+    sentences = []
+    for name, (summary, settings) in found.items():
+        by_method: dict[str, list[dict]] = {}
+        for group in summary["groups"]:
+            if group["epsilon"] is not None and group["vs_baseline"] is not None:
+                by_method.setdefault(group["method"], []).append(group)
+        for method, groups in by_method.items():
+            if len(groups) < 2:
+                continue
+            _, _, unit = epsilon_text(groups[0], settings).partition(" ")  # "relative, token scope"
+            label = method + (f" ({unit})" if unit else "")
+            parts = []
+            collapsed = [g["epsilon"] for g in groups if g.get("collapsed_seeds")]
+            if collapsed:
+                parts.append(f"collapsed at ε {_epsilons(collapsed)}")
+            gains = {
+                g["epsilon"]: method_gains(summary, g)
+                for g in groups
+                if not g.get("collapsed_seeds")
+            }
+            for where in dict.fromkeys(w for gain in gains.values() for w in gain):
+                points = {e: gain[where] for e, gain in gains.items() if where in gain}
+                points = {e: point for e, point in points.items() if point[0] is not None}
+                if not points:
+                    continue
+                peak = max(points, key=lambda e: points[e][0])
+                beat = [e for e, (_, _, outcome) in points.items() if outcome == BEAT]
+                worse = [e for e, (_, _, outcome) in points.items() if "worse" in outcome]
+                text = f"{where}: peak at ε {peak:g} ({points[peak][0]:+.2f}, {points[peak][2]})"
+                text += f", {BEAT} at ε {_epsilons(beat)}" if beat else f", never {BEAT}"
+                if worse:
+                    text += f", worse than {BASELINE} at ε {_epsilons(worse)}"
+                parts.append(text)
+            sentences.append(
+                f"- {task}, {label} over ε {_epsilons([g['epsilon'] for g in groups])} (`{name}`, "
+                f"mean Δ in points): " + "; ".join(parts) + "."
+            )
+    return sentences
+
+
+def _epsilons(values: list[float]) -> str:
+    return ", ".join(f"{value:g}" for value in sorted(values))

@@ -14,7 +14,15 @@ from advnlp.robustness.compare import result_label
 from . import common, gains
 from .committed import baseline_runs, check_baselines, shown_groups, task_summaries
 from .common import _attack_delta, markdown
-from .findings import BEAT, P_LIMIT, headline_part, kept_sentence, method_gains, results_findings
+from .findings import (
+    BEAT,
+    P_LIMIT,
+    grid_sentences,
+    headline_part,
+    kept_sentence,
+    method_gains,
+    results_findings,
+)
 from .labels import epsilon_text, method_label, seed_text
 
 # Issue 14's sweeps, shown in the README's "Results" section (generated:results): experiment
@@ -300,6 +308,8 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
     kept = kept_sentence(task, found)
     if kept is not None:
         sentences.append(kept)
+    if folder in CURVES:  # a grid: where the gain peaks and where it turns or collapses
+        sentences += grid_sentences(task, found)
     parts = [head, regime_line(settings), results_table(found)]
     attacked = results_attack_table(found)
     if attacked is not None:
