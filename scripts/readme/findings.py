@@ -248,8 +248,11 @@ def grid_sentences(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
                 if not g.get("collapsed_seeds")
             }
             for where in dict.fromkeys(w for gain in gains.values() for w in gain):
-                points = {e: gain[where] for e, gain in gains.items() if where in gain}
-                points = {e: point for e, point in points.items() if point[0] is not None}
+                points = {
+                    e: gain[where]
+                    for e, gain in gains.items()
+                    if where in gain and gain[where][0] is not None
+                }
                 if not points:
                     continue
                 peak = max(points, key=lambda e: points[e][0])
