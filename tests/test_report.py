@@ -318,3 +318,30 @@ def test_importing_the_report_loads_neither_matplotlib_nor_scipy():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("metric", ["dev_accuracy", "accuracy_under_attack"])
+def test_a_collapsed_point_is_crossed_out_and_named_in_the_legend(metric):
+    """A model that predicts one class scores that class's share under every attack: drawn as
+    a plain point, the epsilon grid's collapsed GP 1000 read as the most robust of all."""
+    from advnlp.experiment.plots import _figure, collapsed_points, draw_against_epsilon
+
+    ones = {i for i, y in enumerate(LABELS) if y == 1}  # wrong on every 1: predicts 0 only
+    runs = [make_run("none", None, 0, {1}), make_run("gp", 1.0, 0, {1, 2})]
+    runs.append(make_run("gp", 1000.0, 0, ones))
+    summary = report.summarize(runs)
+    collapsed = collapsed_points(summary["groups"])
+    assert collapsed == {("gp", 1000.0)}
+    groups = [
+        {**g, f"{metric}_mean": g["dev_accuracy_mean"], f"{metric}_std": None}
+        for g in summary["groups"]
+    ]
+    _, (ax,) = _figure(4, 3)
+    draw_against_epsilon(ax, groups, metric, collapsed)
+    handles, labels = ax.get_legend_handles_labels()
+    crossed = handles[labels.index("collapsed seeds (one class for ≥ 90% of dev)")]
+    assert crossed.get_offsets().tolist() == [[1000.0, 50.0]]
+
+    _, (plain,) = _figure(4, 3)
+    draw_against_epsilon(plain, groups, metric)
+    assert not any("collapsed" in label for label in plain.get_legend_handles_labels()[1])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import write_bytes_atomic
-from .results import RunResult
+from .results import COLLAPSE_SHARE, RunResult
 from .stats import BASELINE, group_label, group_runs
 
 
@@ -32,12 +32,28 @@ def _save_png(figure: Any, path: str | os.PathLike[str]) -> None:
     write_bytes_atomic(Path(path), buffer.getvalue())
 
 
-def draw_against_epsilon(ax: Any, groups: list[dict[str, Any]], metric: str) -> None:
+def collapsed_points(groups: list[dict[str, Any]]) -> frozenset[tuple[str, float | None]]:
+    """The (method, epsilon) of the summary's groups with at least one collapsed seed."""
+    return frozenset((g["method"], g["epsilon"]) for g in groups if g.get("collapsed_seeds"))
+
+
+def collapsed_label() -> str:
+    return f"collapsed seeds (one class for ≥ {COLLAPSE_SHARE:.0%} of dev)"
+
+
+def draw_against_epsilon(
+    ax: Any,
+    groups: list[dict[str, Any]],
+    metric: str,
+    collapsed: frozenset[tuple[str, float | None]] = frozenset(),
+) -> None:
     """On ``ax``: ``metric``'s mean (%) against epsilon with std error bars, one line per method
     that takes an epsilon, and the baseline as a horizontal line with a shaded ±std band
     (``metric`` names the groups' ``<metric>_mean`` and ``<metric>_std``). The x axis is
     logarithmic when the epsilons are all positive and span more than 10x (a grid over decades
-    would otherwise crowd all but its largest points at the left edge)."""
+    would otherwise crowd all but its largest points at the left edge). Points in ``collapsed``
+    (``collapsed_points``) are crossed out in red: a model that predicts one class scores that
+    class's share under any attack, which would otherwise read as robustness."""
     for method in dict.fromkeys(g["method"] for g in groups if g["epsilon"] is not None):
         rows = [g for g in groups if g["method"] == method and g["epsilon"] is not None]
         ax.errorbar(
@@ -47,6 +63,19 @@ def draw_against_epsilon(ax: Any, groups: list[dict[str, Any]], metric: str) -> 
             marker="o",
             capsize=3,
             label=method,
+        )
+    crossed = [
+        g for g in groups if (g["method"], g["epsilon"]) in collapsed and g["epsilon"] is not None
+    ]
+    if crossed:
+        ax.scatter(
+            [g["epsilon"] for g in crossed],
+            [100 * g[f"{metric}_mean"] for g in crossed],
+            marker="x",
+            s=120,
+            color="red",
+            zorder=3,
+            label=collapsed_label(),
         )
     for g in groups:
         if g["method"] == BASELINE and g["epsilon"] is None:
@@ -62,7 +91,8 @@ def draw_against_epsilon(ax: Any, groups: list[dict[str, Any]], metric: str) -> 
 def plot_accuracy_vs_epsilon(summary: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """PNG of dev accuracy (%) against epsilon (``draw_against_epsilon``)."""
     figure, (ax,) = _figure(7, 4.5)
-    draw_against_epsilon(ax, summary["groups"], "dev_accuracy")
+    groups = summary["groups"]
+    draw_against_epsilon(ax, groups, "dev_accuracy", collapsed_points(groups))
     ax.set_title("Dev accuracy vs epsilon (mean ± std over seeds)")
     ax.set_xlabel("epsilon")
     ax.set_ylabel("dev accuracy (%)")

@@ -27,7 +27,7 @@ from typing import Any
 
 from .environment import hardware_label
 from .io import write_json_atomic, write_text_atomic
-from .plots import plot_accuracy_vs_epsilon, plot_training_curves
+from .plots import collapsed_points, plot_accuracy_vs_epsilon, plot_training_curves
 from .results import COLLAPSE_SHARE, RunResult
 from .stats import (
     BASELINE,
@@ -312,5 +312,5 @@ def write_report(
     if attack is not None:
         from ..robustness.compare import write_plots
 
-        write_plots(summary["robustness"], out)
+        write_plots(summary["robustness"], out, collapsed_points(summary["groups"]))
     return summary

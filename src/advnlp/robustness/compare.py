@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..experiment.plots import _figure, _save_png, draw_against_epsilon
+from ..experiment.plots import _figure, _save_png, collapsed_label, draw_against_epsilon
 from ..experiment.report import _p, _percent, markdown
 from ..experiment.results import RunResult
 from ..experiment.stats import BASELINE, as_result, group_runs, mcnemar
@@ -334,10 +334,15 @@ def markdown_section(robustness: dict[str, Any]) -> str:
 PLOTS = ("attack_vs_epsilon.png", "attack_vs_radius.png")
 
 
-def write_plots(robustness: dict[str, Any], out: str | os.PathLike[str]) -> None:
+def write_plots(
+    robustness: dict[str, Any],
+    out: str | os.PathLike[str],
+    collapsed: frozenset[tuple[str, float | None]] = frozenset(),
+) -> None:
     """attack_vs_epsilon.png: accuracy under attack against epsilon, one panel per setting
     (the embedding attack at its middle radius), ``none`` as a line with its ±std band;
-    attack_vs_radius.png (embedding attack only): accuracy against the radius, per group."""
+    attack_vs_radius.png (embedding attack only): accuracy against the radius, per group.
+    ``collapsed`` (method, epsilon) groups are crossed out, or named so in the legend."""
     out = Path(out)
     results = robustness["results"]
     embedding = [r for r in results if r["radius"] is not None]
@@ -347,7 +352,7 @@ def write_plots(robustness: dict[str, Any], out: str | os.PathLike[str]) -> None
     if panels:
         figure, axes = _figure(4.5 * len(panels), 4, panels=len(panels))
         for ax, result in zip(axes, panels, strict=True):
-            _epsilon_panel(ax, result)
+            _epsilon_panel(ax, result, collapsed)
         _save_png(figure, out / PLOTS[0])
     if len(embedding) > 1:
         figure, (ax,) = _figure(6.5, 4.5)
@@ -365,7 +370,8 @@ def write_plots(robustness: dict[str, Any], out: str | os.PathLike[str]) -> None
                 yerr=[100 * (g["accuracy_under_attack_std"] or 0.0) for _, g in points],
                 marker="o",
                 capsize=3,
-                label=method if epsilon is None else f"{method} ε={epsilon:g}",
+                label=(method if epsilon is None else f"{method} ε={epsilon:g}")
+                + (f" ({collapsed_label()})" if (method, epsilon) in collapsed else ""),
             )
         ax.set_title("Accuracy under the embedding attack (mean ± std over seeds)")
         ax.set_xlabel("radius r (relative L2)")
@@ -375,8 +381,10 @@ def write_plots(robustness: dict[str, Any], out: str | os.PathLike[str]) -> None
         _save_png(figure, out / PLOTS[1])
 
 
-def _epsilon_panel(ax: Any, result: dict[str, Any]) -> None:
-    draw_against_epsilon(ax, result["groups"], "accuracy_under_attack")
+def _epsilon_panel(
+    ax: Any, result: dict[str, Any], collapsed: frozenset[tuple[str, float | None]]
+) -> None:
+    draw_against_epsilon(ax, result["groups"], "accuracy_under_attack", collapsed)
     ax.set_title(result_label(result))
     ax.set_xlabel("epsilon (training)")
     ax.set_ylabel("accuracy under attack (%)")
