@@ -201,6 +201,27 @@ def test_a_collapsed_seed_is_said_in_the_sentence(script, tmp_path):
     assert "collapsed on" not in text.split("- Task, fgm", 1)[1].split("\n", 1)[0]
 
 
+def test_a_collapsed_group_gets_no_verdict_under_attack(script, tmp_path):
+    """A model that predicts one class keeps that class's share under any attack: the epsilon
+    grid's collapsed GP 1000 "beat none" under typos by 9.8 points so."""
+    robustness = _typo(
+        _attacked("none", None, 0.40, 0, 0),
+        _attacked("gp", 1.0, 0.45, 5.0, 0.01),  # would beat none's 2-point spread
+    )
+    _write(tmp_path, "fgm_abs", NONE + FGM)
+    _write(tmp_path, "gp", NONE + [*GP[:1], _collapsed(GP[1]), *GP[2:]], robustness)
+    text = script.results_section()
+    sentence = next(line for line in text.splitlines() if line.startswith("- Task, gp"))
+    assert (
+        "of dev, which keeps that class's share under any attack, so its Δs under attack are "
+        "not judged; clean accuracy: did not help (" in sentence
+    )
+    assert sentence.endswith(
+        "under typo, budget 0.1: not judged, collapsed (Δ +5.00 ± 1.00 points, none's std 2.00, "
+        "paired t p 0.010)."
+    )
+
+
 def test_what_fgm_free_keeps_of_fgm_s_gain(script, tmp_path):
     _plan_fgm_free(tmp_path)
     free = [_run("fgm_free", 0.5, s, c, 100.0) for s, c in ((0, 16), (1, 16), (2, 18))]
@@ -444,4 +465,11 @@ def test_a_grid_says_where_each_method_s_gain_peaks_turns_and_collapses(
         "collapsed at ε 3; "
         "clean: peak at ε 0.5 (+16.67, beat none), beat none at ε 0.5, worse than none at ε 1; "
         "under typo, budget 0.1: peak at ε 0.1 (+10.00, beat none), beat none at ε 0.1, 0.5."
+    )
+    monkeypatch.setattr(script, "HEADLINE", ("experiments/task",))  # the same, in one line
+    assert script.headline_section().endswith(
+        "attacks: typo, budget 0.1):\n"
+        "  - fgm (absolute, token scope), ε 0.1 to 3: clean peak +16.67 at ε 0.5 (beat none); "
+        "under attack (1 setting) peaks at ε 0.1 (+10.00; beat none at 1 of 1); worse than none: "
+        "clean at ε 1; collapsed at ε 3\n"
     )

@@ -13,6 +13,12 @@ from .labels import chosen_hyperparameters, epsilon_text, method_label, seed_tex
 
 P_LIMIT = 0.05  # the paired t-test's level in the verdict rule (``verdict``)
 BEAT = f"beat {BASELINE}"  # ``verdict``'s outcome for a method that gained
+# A model that predicts one class keeps that class's share of the sample under any attack (the
+# epsilon grid's GP 1000 "beat none" under typos by 9.8 points so): no verdict under attack.
+NOT_JUDGED = "not judged, collapsed"
+COLLAPSED_UNDER_ATTACK = (
+    "which keeps that class's share under any attack, so its Δs under attack are not judged"
+)
 
 
 def verdict(delta: float | None, spread: float | None, p: float | None) -> str:
@@ -101,23 +107,26 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
             versus = group["vs_baseline"]
             if versus is None:
                 continue
-            if len(versus["paired_seeds"] or []) < 2:  # say once that nothing can be judged
+            collapsed = bool(group.get("collapsed_seeds"))
+            judged = len(versus["paired_seeds"] or []) >= 2
+            if not judged:  # say once that nothing can be judged
                 parts = [_unjudged(summary, group)]
             else:
                 parts = [
                     f"{'clean accuracy' if c.where == 'clean' else c.where}: "
-                    + _judged(verdict(c.delta, c.spread, c.p), c.shown, c.spread, c.p)
+                    + _judged(_outcome(c, collapsed), c.shown, c.spread, c.p)
                     for c in comparisons(summary, group)
                 ]
             if not attacks:
                 parts.append("under attack: not measured yet")
-            if group.get("collapsed_seeds"):  # say it in words, not only in the table's column
+            if collapsed:  # say it in words, not only in the table's column
                 share = summary.get("collapse_share", COLLAPSE_SHARE)
                 parts.insert(
                     0,
                     f"collapsed on {len(group['collapsed_seeds'])} of {len(group['seeds'])} "
                     f"seeds ({seed_text(group['collapsed_seeds'])}): the best model predicts one "
-                    f"class for >= {100 * share:.0f}% of dev",
+                    f"class for >= {100 * share:.0f}% of dev"
+                    + (f", {COLLAPSED_UNDER_ATTACK}" if attacks and judged else ""),
                 )
             label = method_label(group, settings)
             sentences.append(
@@ -126,6 +135,13 @@ def results_findings(task: str, found: dict[str, tuple[dict, dict]]) -> list[str
                 + "."
             )
     return sentences
+
+
+def _outcome(comparison: Comparison, collapsed: bool) -> str:
+    """``verdict``'s outcome, except under attack for a group with collapsed seeds."""
+    if collapsed and comparison.where != "clean":
+        return NOT_JUDGED
+    return verdict(comparison.delta, comparison.spread, comparison.p)
 
 
 def _unjudged(summary: dict, group: dict) -> str:
@@ -223,11 +239,23 @@ def headline_part(summary: dict, settings: dict, group: dict, seeds: list[int]) 
     return text
 
 
-def grid_sentences(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
-    """Issue 14's epsilon grid in words, for a method run at several epsilons in one folder:
-    clean and under each attack, the epsilon where its mean Δ against none peaks, where it beat
-    none and where it did worse (``verdict``); and the epsilons at which it collapsed."""
-    sentences = []
+class GridLine(NamedTuple):
+    """One method run at several epsilons in one compare folder (issue 14's epsilon grid)."""
+
+    name: str  # the compare folder
+    label: str  # the method, with its epsilon unit and scope when it has them
+    epsilons: list[float]
+    collapsed: list[float]  # epsilons with collapsed seeds, left out of the peaks
+    # clean ("clean") and under each attack: (peak epsilon, its mean Δ, its verdict, the
+    # epsilons that beat none, those that did worse)
+    peaks: dict[str, tuple[float, float, str, list[float], list[float]]]
+
+
+def grid_lines(found: dict[str, tuple[dict, dict]]) -> list[GridLine]:
+    """Each method with two or more epsilons against none: where its mean Δ peaks, clean and
+    under each attack, where it beat none and where it did worse (``verdict``), and the
+    epsilons at which it collapsed."""
+    lines = []
     for name, (summary, settings) in found.items():
         by_method: dict[str, list[dict]] = {}
         for group in summary["groups"]:
@@ -237,16 +265,12 @@ def grid_sentences(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
             if len(groups) < 2:
                 continue
             _, _, unit = epsilon_text(groups[0], settings).partition(" ")  # "relative, token scope"
-            label = method + (f" ({unit})" if unit else "")
-            parts = []
-            collapsed = [g["epsilon"] for g in groups if g.get("collapsed_seeds")]
-            if collapsed:
-                parts.append(f"collapsed at ε {_epsilons(collapsed)}")
             gains = {
                 g["epsilon"]: method_gains(summary, g)
                 for g in groups
                 if not g.get("collapsed_seeds")
             }
+            peaks = {}
             for where in dict.fromkeys(w for gain in gains.values() for w in gain):
                 points = {
                     e: gain[where]
@@ -258,16 +282,62 @@ def grid_sentences(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
                 peak = max(points, key=lambda e: points[e][0])
                 beat = [e for e, (_, _, outcome) in points.items() if outcome == BEAT]
                 worse = [e for e, (_, _, outcome) in points.items() if "worse" in outcome]
-                text = f"{where}: peak at ε {peak:g} ({points[peak][0]:+.2f}, {points[peak][2]})"
-                text += f", {BEAT} at ε {_epsilons(beat)}" if beat else f", never {BEAT}"
-                if worse:
-                    text += f", worse than {BASELINE} at ε {_epsilons(worse)}"
-                parts.append(text)
-            sentences.append(
-                f"- {task}, {label} over ε {_epsilons([g['epsilon'] for g in groups])} (`{name}`, "
-                f"mean Δ in points): " + "; ".join(parts) + "."
+                peaks[where] = (peak, points[peak][0], points[peak][2], beat, worse)
+            lines.append(
+                GridLine(
+                    name,
+                    method + (f" ({unit})" if unit else ""),
+                    [g["epsilon"] for g in groups],
+                    [g["epsilon"] for g in groups if g.get("collapsed_seeds")],
+                    peaks,
+                )
             )
+    return lines
+
+
+def grid_sentences(task: str, found: dict[str, tuple[dict, dict]]) -> list[str]:
+    """``grid_lines`` in words, one sentence per method, for the Results section."""
+    sentences = []
+    for line in grid_lines(found):
+        parts = [f"collapsed at ε {_epsilons(line.collapsed)}"] if line.collapsed else []
+        for where, (peak, delta, outcome, beat, worse) in line.peaks.items():
+            text = f"{where}: peak at ε {peak:g} ({delta:+.2f}, {outcome})"
+            text += f", {BEAT} at ε {_epsilons(beat)}" if beat else f", never {BEAT}"
+            if worse:
+                text += f", worse than {BASELINE} at ε {_epsilons(worse)}"
+            parts.append(text)
+        sentences.append(
+            f"- {task}, {line.label} over ε {_epsilons(line.epsilons)} (`{line.name}`, "
+            f"mean Δ in points): " + "; ".join(parts) + "."
+        )
     return sentences
+
+
+def grid_headline(line: GridLine) -> str:
+    """A method's grid in one line for the README's headline: the clean peak, the peaks under
+    attack, and where it did worse than none or collapsed."""
+    low, high = min(line.epsilons), max(line.epsilons)
+    text = f"{line.label}, ε {low:g} to {high:g}:"
+    peaks = dict(line.peaks)
+    if "clean" in peaks:
+        peak, delta, outcome, _, _ = peaks.pop("clean")
+        text += f" clean peak {delta:+.2f} at ε {peak:g} ({outcome})"
+    if peaks:
+        at = [peak for peak, *_ in peaks.values()]
+        where = f"{at[0]:g}" if len(set(at)) == 1 else ", ".join(f"{e:g}" for e in at)
+        deltas = ", ".join(f"{delta:+.2f}" for _, delta, *_ in peaks.values())
+        beat = sum(outcome == BEAT for _, _, outcome, _, _ in peaks.values())
+        text += (
+            f"; under attack ({len(peaks)} setting{'s' * (len(peaks) > 1)}) peaks at ε {where} "
+            f"({deltas}; {BEAT} at "
+            f"{beat} of {len(peaks)})"
+        )
+    worse = [f"{w} at ε {_epsilons(bad)}" for w, (*_, bad) in line.peaks.items() if bad]
+    if worse:
+        text += f"; worse than {BASELINE}: {', '.join(worse)}"
+    if line.collapsed:
+        text += f"; collapsed at ε {_epsilons(line.collapsed)}"
+    return text
 
 
 def _epsilons(values: list[float]) -> str:

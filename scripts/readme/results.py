@@ -17,6 +17,8 @@ from .common import _attack_delta, markdown
 from .findings import (
     BEAT,
     P_LIMIT,
+    grid_headline,
+    grid_lines,
     grid_sentences,
     headline_part,
     kept_sentence,
@@ -34,7 +36,7 @@ RESULTS = {
     "experiments/sst2_minilm": "SST-2",
     "experiments/epsilon_grid": "SST-2, epsilon grid",
 }
-HEADLINE = ("experiments/tnews_e5", "experiments/sst2_minilm")  # the tasks the README opens with
+HEADLINE = tuple(RESULTS)  # the tasks the README opens with
 # Grids over epsilon: their compare plots against epsilon (where the gain peaks, where it
 # collapses) are shown in the section, not only linked
 CURVES = {"experiments/epsilon_grid": ("accuracy_vs_epsilon.png", "attack_vs_epsilon.png")}
@@ -329,7 +331,8 @@ def task_results(folder: str, task: str, counted: set[str]) -> str:
 
 def headline_section() -> str:
     """The README's summary of the Results near its top (``generated:headline``): per task, the
-    seeds and model, and each method's ``headline_part``."""
+    seeds and model, and each method's ``headline_part`` (for a grid, each method's
+    ``grid_headline``: where its gain peaks)."""
     stamp = (
         "<!-- written by scripts/update_readme.py from the Results' summaries; do not edit -->\n"
     )
@@ -344,12 +347,13 @@ def headline_section() -> str:
         seeds = sorted({s for _, group, _ in rows for s in group["seeds"]})
         parts, attacks = [], {}
         for name, group, settings in rows:
-            if group["method"] == BASELINE:
-                continue
             summary = found[name][0]
-            parts.append(f"  - {headline_part(summary, settings, group, seeds)}")
             for result in (summary.get("robustness") or {}).get("results") or []:
                 attacks[result_label(result)] = None
+            if group["method"] != BASELINE and folder not in CURVES:
+                parts.append(f"  - {headline_part(summary, settings, group, seeds)}")
+        if folder in CURVES:  # a grid: where each method's gain peaks, not each epsilon
+            parts = [f"  - {grid_headline(line)}" for line in grid_lines(found)]
         shared = next(iter(found.values()))[1]["shared"]
         train = shared["max_train_examples"]
         regime = _model(shared)
