@@ -6,16 +6,16 @@
 # one 2-thread run):
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
 #   setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
-# FOLDERS (see run.sh) limits a sweep to some of its compare folders. On a new machine (the
-# sweep folders did not outlive the last one; the finished runs come back from git), as of
-# 2026-12-01 the open folders are run with:
-#   mkdir -p /work/sweeps && cp experiments/drive.sh /work/sweeps/
-#   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh tnews_e5 >> /work/sweeps/drive-a.log 2>&1 &
-#   FOLDERS=pgd_freelb setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh sst2_minilm >> /work/sweeps/drive-b.log 2>&1 &
-# and then epsilon_grid as two streams, one per compare folder (gp links fgm's none runs once its
-# own runs are done):
+# FOLDERS (see run.sh) limits a sweep to some of its compare folders, e.g. the epsilon grid as
+# two streams, one per compare folder (gp links fgm's none runs once its own runs are done):
 #   FOLDERS=fgm setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid >> /work/sweeps/drive-a.log 2>&1 &
 #   FOLDERS=gp setsid nohup nice -n 19 env OMP_NUM_THREADS=1 bash /work/sweeps/drive.sh epsilon_grid >> /work/sweeps/drive-b.log 2>&1 &
+# On a new machine (the sweep folders do not outlive one) the kept runs come back from git first
+# (keep_runs.py restore, below), and compare skips them. As of 2026-12-02 13:38 UTC all three
+# sweeps are finished and their summaries committed. Runs are kept only for the folders finished
+# after keep_runs.py existed (epsilon_grid, and pgd_freelb of tnews_e5 and sst2_minilm); a rerun
+# of the others trains them again, and collect.sh will not let a partial rerun's summary
+# replace a committed one.
 set -uo pipefail
 NAMES=("$@")
 [ ${#NAMES[@]} -gt 0 ] || NAMES=(tnews_e5 sst2_minilm epsilon_grid)
