@@ -329,8 +329,7 @@ def grid_headline(line: GridLine) -> str:
         beat = sum(outcome == BEAT for _, _, outcome, _, _ in peaks.values())
         text += (
             f"; under attack ({len(peaks)} setting{'s' * (len(peaks) > 1)}) peaks at ε {where} "
-            f"({deltas}; {BEAT} at "
-            f"{beat} of {len(peaks)})"
+            f"({deltas}; {BEAT} at {beat} of {len(peaks)})"
         )
     worse = [f"{w} at ε {_epsilons(bad)}" for w, (*_, bad) in line.peaks.items() if bad]
     if worse:

@@ -37,8 +37,7 @@ def collapsed_points(groups: list[dict[str, Any]]) -> frozenset[tuple[str, float
     return frozenset((g["method"], g["epsilon"]) for g in groups if g.get("collapsed_seeds"))
 
 
-def collapsed_label() -> str:
-    return f"collapsed seeds (one class for ≥ {COLLAPSE_SHARE:.0%} of dev)"
+COLLAPSED_LABEL = f"collapsed seeds (one class for ≥ {COLLAPSE_SHARE:.0%} of dev)"
 
 
 def draw_against_epsilon(
@@ -75,7 +74,7 @@ def draw_against_epsilon(
             s=120,
             color="red",
             zorder=3,
-            label=collapsed_label(),
+            label=COLLAPSED_LABEL,
         )
     for g in groups:
         if g["method"] == BASELINE and g["epsilon"] is None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..experiment.plots import _figure, _save_png, collapsed_label, draw_against_epsilon
+from ..experiment.plots import COLLAPSED_LABEL, _figure, _save_png, draw_against_epsilon
 from ..experiment.report import _p, _percent, markdown
 from ..experiment.results import RunResult
 from ..experiment.stats import BASELINE, as_result, group_runs, mcnemar
@@ -371,7 +371,7 @@ def write_plots(
                 marker="o",
                 capsize=3,
                 label=(method if epsilon is None else f"{method} ε={epsilon:g}")
-                + (f" ({collapsed_label()})" if (method, epsilon) in collapsed else ""),
+                + (f": {COLLAPSED_LABEL}" if (method, epsilon) in collapsed else ""),
             )
         ax.set_title("Accuracy under the embedding attack (mean ± std over seeds)")
         ax.set_xlabel("radius r (relative L2)")
